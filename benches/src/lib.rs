@@ -1,0 +1,1 @@
+//! Benchmarks for fender live under `benches/` and run with `cargo bench`.

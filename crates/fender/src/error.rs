@@ -1,0 +1,685 @@
+//! [`ApiError`], the one error type of both sides, and the envelope it is sent as.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::BoxError;
+use crate::classify::{Class, classify_error};
+use crate::code::ErrorCode;
+use crate::request_id::{X_REQUEST_ID, new_request_id};
+
+/// The JSON document of every error response: `{"error": {...}}`.
+///
+/// ```
+/// use fender::error::Envelope;
+///
+/// let body = r#"{"error":{"code":"NOT_FOUND","message":"no such user","details":{},
+///     "request_id":"abc","timestamp":"2026-11-25T08:27:32.123Z","extra":true}}"#;
+/// let envelope: Envelope = serde_json::from_str(body).unwrap();
+/// assert_eq!(envelope.error.code.as_str(), "NOT_FOUND");
+/// assert_eq!(envelope.error.request_id.as_deref(), Some("abc"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The error.
+    pub error: EnvelopeError,
+}
+
+/// The `error` object of an [`Envelope`].
+///
+/// Decoding is lenient in what the contract lets a client be lenient about: unknown fields are
+/// ignored, a missing `details` is `{}`, and a missing `request_id` or `timestamp` is `None`.
+/// Encoding always writes all five fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeError {
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// The human-readable message.
+    pub message: String,
+    /// Context-specific detail; `{}` when there is none.
+    #[serde(default)]
+    pub details: Map<String, Value>,
+    /// The id of the request, as in the `x-request-id` response header.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// When the error occurred: RFC 3339, UTC, millisecond precision.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+/// One field's message in a validation error's `details.fields`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The field, as the client named it (`email`, `address.zip`, `items[2].qty`).
+    pub field: String,
+    /// What is wrong with it, safe to show an end user.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field's message.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where an [`ApiError`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// An error response: decoded from one (client side) or to be rendered as one (server side).
+    Response,
+    /// No response arrived: the connection failed or the attempt timed out.
+    Transport,
+    /// A local component refused the request without sending it (an open circuit, load
+    /// shedding): a fast-fail.
+    Local,
+}
+
+/// The error of the contract, on both sides.
+///
+/// On a server, handlers return it (`Result<T, ApiError>` with the `axum` feature) and
+/// [`ErrorEnvelopeLayer`](crate::envelope::ErrorEnvelopeLayer) renders it with the request id and
+/// timestamp. On a client, [`DecodeEnvelopeLayer`](crate::envelope::DecodeEnvelopeLayer) turns every
+/// failure (an error response, a broken connection, an open circuit) into one.
+///
+/// It holds the code, the HTTP status (which may differ from the code's default, e.g. 405 with
+/// `INVALID_REQUEST`), the message, the details object, the request id and timestamp when known,
+/// the `Retry-After` delay when known, headers that belong to the status (`Allow`,
+/// `WWW-Authenticate`), and an optional source error that is logged but never serialized.
+///
+/// ```
+/// use fender::{ApiError, ErrorCode};
+/// use http::StatusCode;
+///
+/// let err = ApiError::validation([("email", "must be a valid email address")]);
+/// assert_eq!(err.code(), &ErrorCode::ValidationError);
+/// assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+/// assert_eq!(err.message(), "email must be a valid email address");
+/// assert_eq!(err.field_errors()[0].field, "email");
+/// assert!(!err.is_retryable());
+///
+/// let busy = ApiError::service_unavailable("maintenance")
+///     .with_retry_after(std::time::Duration::from_secs(30));
+/// assert!(busy.is_retryable());
+/// let response = busy.into_response();
+/// assert_eq!(response.headers()["retry-after"], "30");
+/// ```
+#[derive(Clone)]
+pub struct ApiError {
+    inner: Box<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    code: ErrorCode,
+    status: StatusCode,
+    message: Cow<'static, str>,
+    details: Map<String, Value>,
+    request_id: Option<String>,
+    timestamp: Option<String>,
+    retry_after: Option<Duration>,
+    headers: HeaderMap,
+    /// `None` for errors that are (or become) responses; the class of the failure otherwise.
+    class: Option<Class>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+/// The message of a 5xx: generic, never the internal error's text.
+fn default_message(code: &ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidRequest => "the request is malformed",
+        ErrorCode::Unauthorized => "authentication is required",
+        ErrorCode::Forbidden => "permission denied",
+        ErrorCode::NotFound => "resource not found",
+        ErrorCode::Conflict => "the resource is in a conflicting state",
+        ErrorCode::ValidationError => "request validation failed",
+        ErrorCode::RateLimitExceeded => "too many requests",
+        ErrorCode::BadGateway => "upstream service error",
+        ErrorCode::ServiceUnavailable => "service temporarily unavailable",
+        ErrorCode::Timeout => "request timed out",
+        ErrorCode::InternalError | ErrorCode::Other(_) => "internal server error",
+    }
+}
+
+/// The current time as the contract writes it: RFC 3339, UTC, milliseconds, `Z`.
+pub fn timestamp_now() -> String {
+    format!("{:.3}", jiff::Timestamp::now())
+}
+
+impl ApiError {
+    /// An error with a code and a message; the status is the code's default.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError {
+            inner: Box::new(Inner {
+                status: code.status(),
+                code,
+                message: message.into(),
+                details: Map::new(),
+                request_id: None,
+                timestamp: None,
+                retry_after: None,
+                headers: HeaderMap::new(),
+                class: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// An error for a status: the nearest code (SPEC §2) and its generic message.
+    pub fn from_status(status: StatusCode) -> Self {
+        let code = ErrorCode::from_status(status);
+        let message = default_message(&code);
+        ApiError::new(code, message).with_status(status)
+    }
+
+    /// 400 `INVALID_REQUEST`.
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// 401 `UNAUTHORIZED`.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// 403 `FORBIDDEN`.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    /// 404 `NOT_FOUND`.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    /// 409 `CONFLICT`.
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::Conflict, message)
+    }
+
+    /// 422 `VALIDATION_ERROR` with one message per field in `details.fields`.
+    ///
+    /// The top-level message joins the fields' messages ("email must be a valid email
+    /// address; name must not be empty"); like every 4xx message it is safe to show end users.
+    pub fn validation<I, F, M>(fields: I) -> Self
+    where
+        I: IntoIterator<Item = (F, M)>,
+        F: Into<String>,
+        M: Into<String>,
+    {
+        let fields: Vec<FieldError> = fields
+            .into_iter()
+            .map(|(f, m)| FieldError::new(f, m))
+            .collect();
+        let message = if fields.is_empty() {
+            default_message(&ErrorCode::ValidationError).to_owned()
+        } else {
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let fields = serde_json::to_value(fields).expect("field errors serialize");
+        ApiError::new(ErrorCode::ValidationError, message).with_detail("fields", fields)
+    }
+
+    /// 429 `RATE_LIMIT_EXCEEDED`; add the delay with [`with_retry_after`](Self::with_retry_after).
+    pub fn rate_limit_exceeded(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::RateLimitExceeded, message)
+    }
+
+    /// 500 `INTERNAL_ERROR` with the generic message; attach the cause with
+    /// [`with_source`](Self::with_source): it is logged, never sent.
+    pub fn internal() -> Self {
+        ApiError::new(
+            ErrorCode::InternalError,
+            default_message(&ErrorCode::InternalError),
+        )
+    }
+
+    /// 502 `BAD_GATEWAY`.
+    pub fn bad_gateway(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::BadGateway, message)
+    }
+
+    /// 503 `SERVICE_UNAVAILABLE`.
+    pub fn service_unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::ServiceUnavailable, message)
+    }
+
+    /// 504 `TIMEOUT`.
+    pub fn timeout(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::new(ErrorCode::Timeout, message)
+    }
+
+    /// Sets the HTTP status (e.g. 405 with `INVALID_REQUEST`).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.inner.status = status;
+        self
+    }
+
+    /// Replaces the message.
+    pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.inner.message = message.into();
+        self
+    }
+
+    /// Adds one entry to `details`.
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.inner.details.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces `details`.
+    pub fn with_details(mut self, details: Map<String, Value>) -> Self {
+        self.inner.details = details;
+        self
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.inner.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Sets the timestamp (RFC 3339); normally the envelope layer sets it.
+    pub fn with_timestamp(mut self, timestamp: impl Into<String>) -> Self {
+        self.inner.timestamp = Some(timestamp.into());
+        self
+    }
+
+    /// Sets the `Retry-After` delay (sent rounded up to whole seconds).
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.inner.retry_after = Some(delay);
+        self
+    }
+
+    /// Adds a header to send with the response (`Allow`, `WWW-Authenticate`, …).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.inner.headers.append(name, value);
+        self
+    }
+
+    /// Attaches the underlying error: logged with the request id, never sent to the client.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// Marks the error as one where no response arrived (client side), with the class of the
+    /// failure; see [`Origin`].
+    pub(crate) fn with_class(mut self, class: Class) -> Self {
+        self.inner.class = Some(class);
+        self
+    }
+
+    /// The code.
+    pub fn code(&self) -> &ErrorCode {
+        &self.inner.code
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The details object.
+    pub fn details(&self) -> &Map<String, Value> {
+        &self.inner.details
+    }
+
+    /// The per-field messages of a validation error (`details.fields`), empty if none.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        self.inner
+            .details
+            .get("fields")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The request id, when known.
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
+    }
+
+    /// The timestamp, when known.
+    pub fn timestamp(&self) -> Option<&str> {
+        self.inner.timestamp.as_deref()
+    }
+
+    /// The `Retry-After` delay, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// Extra headers sent with the response.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.headers
+    }
+
+    /// Where the error came from.
+    pub fn origin(&self) -> Origin {
+        match self.inner.class {
+            None => Origin::Response,
+            Some(Class::Rejected) => Origin::Local,
+            Some(_) => Origin::Transport,
+        }
+    }
+
+    /// The classifier's class for this error.
+    pub fn class(&self) -> Class {
+        self.inner
+            .class
+            .unwrap_or_else(|| crate::classify::classify_status(self.inner.status))
+    }
+
+    /// Whether trying the request again may succeed: a 429, 500, 502, 503 or 504 response, a
+    /// timeout or a transient transport failure. Other 4xx are never retryable, and neither is a
+    /// local fast-fail (wait for [`retry_after`](Self::retry_after) instead).
+    pub fn is_retryable(&self) -> bool {
+        self.class().is_retryable()
+    }
+
+    /// The underlying error, if any.
+    pub fn source_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.inner.source.as_deref()
+    }
+
+    /// The error for any error a service returned, found by walking its source chain.
+    ///
+    /// An [`ApiError`] anywhere in the chain is returned as is. Otherwise: a timeout → 504
+    /// `TIMEOUT`; an open circuit → 503 `SERVICE_UNAVAILABLE` with `Retry-After` until the next
+    /// probe; load shedding → 503 with `Retry-After: 1`; a refused connection → 503; a reset or
+    /// early close → 502 `BAD_GATEWAY`; anything else → 500 `INTERNAL_ERROR` with the generic
+    /// message. The error is kept as the source.
+    pub fn from_error(err: BoxError) -> ApiError {
+        let err = match err.downcast::<ApiError>() {
+            Ok(api) => return *api,
+            Err(err) => err,
+        };
+        let mut current: Option<&(dyn StdError + 'static)> = Some(&*err);
+        while let Some(e) = current {
+            if let Some(api) = e.downcast_ref::<ApiError>() {
+                return api.clone();
+            }
+            if let Some(api) = crate::error::known_error(e) {
+                return api.with_source(err);
+            }
+            current = e.source();
+        }
+        let class = classify_error(&*err);
+        let api = match class {
+            Class::Timeout => ApiError::timeout(default_message(&ErrorCode::Timeout)),
+            Class::ConnectFailed => {
+                ApiError::service_unavailable("could not connect to the upstream service")
+            }
+            Class::Transport => {
+                ApiError::bad_gateway("the connection failed before a complete response")
+            }
+            Class::Rejected => {
+                ApiError::service_unavailable(default_message(&ErrorCode::ServiceUnavailable))
+            }
+            _ => ApiError::internal(),
+        };
+        api.with_class(class).with_source(err)
+    }
+
+    /// The envelope of this error, with `request_id` and `timestamp` as set (or empty).
+    pub fn to_envelope(&self) -> Envelope {
+        Envelope {
+            error: EnvelopeError {
+                code: self.inner.code.clone(),
+                message: self.inner.message.to_string(),
+                details: self.inner.details.clone(),
+                request_id: Some(self.inner.request_id.clone().unwrap_or_default()),
+                timestamp: Some(self.inner.timestamp.clone().unwrap_or_default()),
+            },
+        }
+    }
+
+    /// The error from a decoded envelope and the response's status.
+    pub fn from_envelope(envelope: Envelope, status: StatusCode) -> Self {
+        let EnvelopeError {
+            code,
+            message,
+            details,
+            request_id,
+            timestamp,
+        } = envelope.error;
+        let mut err = ApiError::new(code, message)
+            .with_status(status)
+            .with_details(details);
+        err.inner.request_id = request_id.filter(|id| !id.is_empty());
+        err.inner.timestamp = timestamp.filter(|t| !t.is_empty());
+        err
+    }
+
+    /// The envelope's JSON bytes, filling in a missing request id (new UUID v7) and timestamp.
+    fn render_body(&mut self) -> Bytes {
+        if self.inner.request_id.is_none() {
+            let id = new_request_id();
+            self.inner.request_id = id.header_value().to_str().ok().map(str::to_owned);
+        }
+        if self.inner.timestamp.is_none() {
+            self.inner.timestamp = Some(timestamp_now());
+        }
+        Bytes::from(serde_json::to_vec(&self.to_envelope()).expect("an envelope serializes"))
+    }
+
+    /// The response this error is sent as: its status, `content-type: application/json`, the
+    /// envelope, `x-request-id`, `Retry-After` when known and the extra headers.
+    ///
+    /// A missing request id or timestamp is filled in here; behind the envelope layer they are
+    /// the request's. A clone of the error rides in the response extensions.
+    pub fn into_response(mut self) -> Response<Full<Bytes>> {
+        let body = self.render_body();
+        let mut res = Response::new(Full::new(body.clone()));
+        *res.status_mut() = self.inner.status;
+        let headers = res.headers_mut();
+        for (name, value) in &self.inner.headers {
+            headers.append(name, value.clone());
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if let Some(delay) = self.inner.retry_after {
+            headers.insert(RETRY_AFTER, crate::retry_after::to_header_value(delay));
+        }
+        if let Some(id) = self
+            .inner
+            .request_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+        {
+            headers.insert(X_REQUEST_ID.clone(), id);
+        }
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// Middleware errors this crate knows how to turn into an [`ApiError`] (SPEC §2).
+///
+/// Each layer's error type that should render as something other than 500 has a
+/// `From<&ItsError> for ApiError` and a line here.
+fn known_error(e: &(dyn StdError + 'static)) -> Option<ApiError> {
+    if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
+        return Some(
+            ApiError::timeout(default_message(&ErrorCode::Timeout)).with_class(Class::Timeout),
+        );
+    }
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        return Some(
+            ApiError::service_unavailable("the service is overloaded")
+                .with_retry_after(Duration::from_secs(1))
+                .with_class(Class::Rejected),
+        );
+    }
+    None
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let mut d = f.debug_struct("ApiError");
+        d.field("code", &i.code)
+            .field("status", &i.status)
+            .field("message", &i.message)
+            .field("origin", &self.origin());
+        if !i.details.is_empty() {
+            d.field("details", &i.details);
+        }
+        if let Some(id) = &i.request_id {
+            d.field("request_id", id);
+        }
+        if let Some(delay) = &i.retry_after {
+            d.field("retry_after", delay);
+        }
+        if let Some(source) = &i.source {
+            d.field("source", source);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.inner.code,
+            self.inner.status.as_u16(),
+            self.inner.message
+        )?;
+        if let Some(id) = &self.inner.request_id {
+            write!(f, " [request id {id}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ApiError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        let message = default_message(&code);
+        ApiError::new(code, message)
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        ApiError::into_response(self).map(axum::body::Body::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_constructor_with_its_status() {
+        let made = [
+            ApiError::invalid_request("x"),
+            ApiError::unauthorized("x"),
+            ApiError::forbidden("x"),
+            ApiError::not_found("x"),
+            ApiError::conflict("x"),
+            ApiError::validation([("f", "bad")]),
+            ApiError::rate_limit_exceeded("x"),
+            ApiError::internal(),
+            ApiError::bad_gateway("x"),
+            ApiError::service_unavailable("x"),
+            ApiError::timeout("x"),
+        ];
+        for (err, code) in made.iter().zip(ErrorCode::ALL) {
+            assert_eq!(err.code(), &code);
+            assert_eq!(err.status(), code.status());
+            assert_eq!(err.is_retryable(), code.is_retryable(), "{code}");
+            assert_eq!(err.origin(), Origin::Response);
+        }
+    }
+
+    #[test]
+    fn rendered_envelope_has_all_five_fields_and_headers() {
+        let res = ApiError::validation([("email", "must be a valid email address")])
+            .with_request_id("req-1")
+            .into_response();
+        assert_eq!(res.status(), 422);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(res.headers()["x-request-id"], "req-1");
+        let api = res.extensions().get::<ApiError>().unwrap();
+        let json: Value = serde_json::to_value(api.to_envelope()).unwrap();
+        let e = &json["error"];
+        assert_eq!(e["code"], "VALIDATION_ERROR");
+        assert_eq!(e["message"], "email must be a valid email address");
+        assert_eq!(e["details"]["fields"][0]["field"], "email");
+        assert_eq!(e["request_id"], "req-1");
+        let ts = e["timestamp"].as_str().unwrap();
+        assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{ts}");
+        assert_eq!(ts.len(), "2026-11-25T08:27:32.123Z".len(), "{ts}");
+        assert!(ts.ends_with('Z'));
+    }
+
+    #[test]
+    fn unknown_errors_become_generic_500s_that_keep_their_source() {
+        let api = ApiError::from_error("database password is hunter2".into());
+        assert_eq!(api.code(), &ErrorCode::InternalError);
+        assert_eq!(api.message(), "internal server error");
+        assert!(api.source_error().unwrap().to_string().contains("hunter2"));
+        assert!(!api.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn middleware_errors_map_per_the_contract() {
+        let timeout = ApiError::from_error(Box::new(tower::timeout::error::Elapsed::new()));
+        assert_eq!(timeout.status(), 504);
+        assert_eq!(timeout.code(), &ErrorCode::Timeout);
+        let shed = ApiError::from_error(Box::new(tower::load_shed::error::Overloaded::new()));
+        assert_eq!(shed.status(), 503);
+        assert_eq!(shed.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(shed.origin(), Origin::Local);
+        assert!(!shed.is_retryable());
+        let refused = ApiError::from_error(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(refused.code(), &ErrorCode::ServiceUnavailable);
+        assert_eq!(refused.origin(), Origin::Transport);
+        assert!(refused.is_retryable());
+    }
+
+    #[test]
+    fn api_errors_pass_through_from_error_unchanged() {
+        let original = ApiError::conflict("version mismatch").with_request_id("r");
+        let back = ApiError::from_error(Box::new(original));
+        assert_eq!(back.code(), &ErrorCode::Conflict);
+        assert_eq!(back.request_id(), Some("r"));
+    }
+}

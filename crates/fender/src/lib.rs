@@ -1,0 +1,25 @@
+//! Tower middleware that gives an HTTP API one error contract, end to end.
+//!
+//! - [`ErrorEnvelopeLayer`](envelope::ErrorEnvelopeLayer) (servers): every 4xx/5xx leaves as the
+//!   JSON envelope `{"error":{"code","message","details","request_id","timestamp"}}`, every
+//!   response carries an `x-request-id`, panics and middleware errors become envelopes too.
+//! - [`DecodeEnvelopeLayer`](envelope::DecodeEnvelopeLayer) (clients): every failure, an error
+//!   response or a broken connection, becomes one typed [`ApiError`] that knows its code, request
+//!   id and whether it is retryable.
+//!
+//! The vocabulary is shared by both sides: [`ErrorCode`] for the eleven codes of the contract,
+//! [`ApiError`] for the error itself, and [`classify`] for the one rule book that says what
+//! succeeded, what failed and what may be retried.
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod classify;
+pub mod code;
+pub mod error;
+pub mod request_id;
+pub mod retry_after;
+
+pub use code::ErrorCode;
+pub use error::ApiError;
+
+/// The error type of layers that add failure modes of their own.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
