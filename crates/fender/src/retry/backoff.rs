@@ -17,7 +17,8 @@ use rand::Rng;
 ///
 /// Full jitter spreads retries of many clients the most and, in published simulations, does the
 /// least total work; equal jitter keeps at least half the nominal wait; decorrelated jitter
-/// grows from the previous (random) delay rather than from the attempt number.
+/// grows from the previous (random) delay rather than from the attempt number. Random delays
+/// are whole milliseconds, the resolution of tokio's timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Jitter {
@@ -74,11 +75,13 @@ impl Backoff {
     }
 }
 
-/// A uniform duration in `[low, high]` (nanosecond resolution, saturating at `u64::MAX` ns).
+/// A uniform duration in `[low, high]`, truncated to whole milliseconds (the resolution of
+/// tokio's timer, so the delay reported is the delay waited) but never below `low`.
 fn uniform<R: Rng + ?Sized>(rng: &mut R, low: Duration, high: Duration) -> Duration {
-    let low = nanos(low);
-    let high = nanos(high).max(low);
-    Duration::from_nanos(rng.random_range(low..=high))
+    let low_ns = nanos(low);
+    let high_ns = nanos(high).max(low_ns);
+    let sample = rng.random_range(low_ns..=high_ns);
+    Duration::from_nanos(sample - sample % 1_000_000).max(low)
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -151,6 +154,9 @@ mod tests {
             prop_assert!(b.nominal(retry) <= max);
             if jitter == Jitter::None {
                 prop_assert_eq!(d, b.nominal(retry));
+            }
+            if jitter == Jitter::Decorrelated {
+                prop_assert!(d >= base.min(max));
             }
         }
 

@@ -88,7 +88,7 @@ impl<B> Source<B> {
                     shared: shared.clone(),
                     position: 0,
                     trailers_sent: false,
-                    hint: hint.clone(),
+                    hint: *hint,
                 },
             },
         }
@@ -264,7 +264,7 @@ where
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Passthrough { body } => body.size_hint(),
-            Kind::Replay { position, hint, .. } if *position == 0 => hint.clone(),
+            Kind::Replay { position, hint, .. } if *position == 0 => *hint,
             Kind::Replay { .. } => SizeHint::default(),
         }
     }

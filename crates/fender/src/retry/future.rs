@@ -179,11 +179,11 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
                 return None;
             }
         }
-        if let Some(budget) = &config.budget {
-            if !budget.withdraw() {
-                tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
-                return None;
-            }
+        if let Some(budget) = &config.budget
+            && !budget.withdraw()
+        {
+            tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+            return None;
         }
         let next = attempt + 1;
         tracing::info!(
