@@ -33,8 +33,8 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         // The per-attempt timeout while an attempt runs, the backoff delay while waiting.
-        #[pin]
-        timer: Option<Sleep>,
+        // Boxed and made on first use, so the common future stays small and allocation-free.
+        timer: Option<Pin<Box<Sleep>>>,
         timing_attempt: bool,
         attempt: u32,
         attempt_timeout: Option<Duration>,
@@ -60,9 +60,14 @@ pub(crate) struct Ctx<S, B, C> {
     idempotent: bool,
     config: Arc<Config<C>>,
     started: Option<Instant>,
+    history: Option<Box<History>>,
+}
+
+/// What only a request that is being retried needs.
+struct History {
     delays: Vec<Duration>,
     previous: Duration,
-    rng: Option<SmallRng>,
+    rng: SmallRng,
 }
 
 /// The head of the request, kept to build each retry.
@@ -112,9 +117,7 @@ impl<S, B, C> Ctx<S, B, C> {
             idempotent,
             config,
             started,
-            delays: Vec::new(),
-            previous: Duration::ZERO,
-            rng: None,
+            history: None,
         }
     }
 }
@@ -159,13 +162,10 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
             }
             Some(asked) => asked,
             None => {
-                let rng = self.rng.get_or_insert_with(|| match config.seed {
-                    Some(seed) => SmallRng::seed_from_u64(
-                        seed.wrapping_add(config.sequence.fetch_add(1, Ordering::Relaxed)),
-                    ),
-                    None => SmallRng::from_rng(&mut rand::rng()),
-                });
-                config.backoff.delay(attempt, self.previous, rng)
+                let history = self.history.get_or_insert_with(|| History::new(config));
+                config
+                    .backoff
+                    .delay(attempt, history.previous, &mut history.rng)
             }
         };
         if let (Some(deadline), Some(started)) = (config.deadline, self.started) {
@@ -197,9 +197,26 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
         if let Some(callback) = &config.on_retry {
             callback.on_retry(next, delay, class);
         }
-        self.previous = delay;
-        self.delays.push(delay);
+        let history = self.history.get_or_insert_with(|| History::new(config));
+        history.previous = delay;
+        history.delays.push(delay);
         Some(delay)
+    }
+}
+
+impl History {
+    fn new<C>(config: &Config<C>) -> Box<Self> {
+        let rng = match config.seed {
+            Some(seed) => SmallRng::seed_from_u64(
+                seed.wrapping_add(config.sequence.fetch_add(1, Ordering::Relaxed)),
+            ),
+            None => SmallRng::from_rng(&mut rand::rng()),
+        };
+        Box::new(History {
+            delays: Vec::new(),
+            previous: Duration::ZERO,
+            rng,
+        })
     }
 }
 
@@ -239,7 +256,7 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            timer: attempt_timeout.map(tokio::time::sleep),
+            timer: attempt_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             timing_attempt: attempt_timeout.is_some(),
             attempt: 1,
             attempt_timeout,
@@ -248,10 +265,10 @@ where
     }
 }
 
-fn arm(mut timer: Pin<&mut Option<Sleep>>, at: Instant) {
-    match timer.as_mut().as_pin_mut() {
-        Some(sleep) => sleep.reset(at),
-        None => timer.set(Some(tokio::time::sleep_until(at))),
+fn arm(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant) {
+    match timer {
+        Some(sleep) => sleep.as_mut().reset(at),
+        None => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
     }
 }
 
@@ -275,8 +292,7 @@ where
                                 && this
                                     .timer
                                     .as_mut()
-                                    .as_pin_mut()
-                                    .is_some_and(|t| t.poll(cx).is_ready());
+                                    .is_some_and(|t| t.as_mut().poll(cx).is_ready());
                             if !timed_out {
                                 return Poll::Pending;
                             }
@@ -299,12 +315,12 @@ where
                         this.state.set(State::Readying);
                     } else {
                         this.state.set(State::Waiting);
-                        arm(this.timer.as_mut(), Instant::now() + delay);
+                        arm(this.timer, Instant::now() + delay);
                     }
                 }
                 StateProj::Waiting => {
-                    if let Some(timer) = this.timer.as_mut().as_pin_mut() {
-                        ready!(timer.poll(cx));
+                    if let Some(timer) = this.timer.as_mut() {
+                        ready!(timer.as_mut().poll(cx));
                     }
                     this.state.set(State::Readying);
                 }
@@ -323,7 +339,7 @@ where
                     *this.attempt += 1;
                     this.state.set(State::Calling { future });
                     if let Some(timeout) = *this.attempt_timeout {
-                        arm(this.timer.as_mut(), Instant::now() + timeout);
+                        arm(this.timer, Instant::now() + timeout);
                         *this.timing_attempt = true;
                     }
                 }
@@ -342,7 +358,11 @@ fn finish<S, B, C, T>(
         if attempts > 1 {
             res.extensions_mut().insert(RetryInfo {
                 attempts,
-                delays: mem::take(&mut ctx.delays),
+                delays: ctx
+                    .history
+                    .as_mut()
+                    .map(|h| mem::take(&mut h.delays))
+                    .unwrap_or_default(),
             });
         }
         res

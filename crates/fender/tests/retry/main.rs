@@ -796,3 +796,17 @@ fn a_base_delay_above_the_max_is_rejected() {
 fn a_budget_ratio_outside_zero_to_one_is_rejected() {
     let _ = RetryBudget::new(secs(10), 10, -0.1);
 }
+
+#[test]
+fn the_service_and_its_future_are_send_for_multithreaded_clients() {
+    fn assert_send<T: Send>(_: &T) {}
+    let svc = RetryLayer::new().layer(Script::always(Reply::status(200)));
+    assert_send(&svc);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let fut = svc.oneshot(get("http://up/"));
+    assert_send(&fut);
+}
