@@ -18,6 +18,9 @@ pub mod error;
 pub mod request_id;
 pub mod retry_after;
 
+#[cfg(feature = "envelope")]
+pub mod envelope;
+
 pub use code::ErrorCode;
 pub use error::ApiError;
 
