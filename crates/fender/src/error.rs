@@ -179,10 +179,14 @@ impl ApiError {
         }
     }
 
-    /// An error for a status: the nearest code (SPEC §2) and its generic message.
+    /// An error for a status: the nearest code (SPEC §2) and a generic message (the code's, or
+    /// the status's reason phrase for a status outside the table, e.g. "method not allowed").
     pub fn from_status(status: StatusCode) -> Self {
         let code = ErrorCode::from_status(status);
-        let message = default_message(&code);
+        let message: Cow<'static, str> = match status.canonical_reason() {
+            Some(reason) if status != code.status() => reason.to_ascii_lowercase().into(),
+            _ => default_message(&code).into(),
+        };
         ApiError::new(code, message).with_status(status)
     }
 

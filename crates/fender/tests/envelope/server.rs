@@ -289,7 +289,8 @@ async fn router_404_and_405_become_envelopes_keeping_allow() {
         .body(Full::new(Bytes::new()))
         .unwrap();
     let (parts, body) = send(&client, req).await;
-    assert_envelope(&parts, &body, 405, "INVALID_REQUEST");
+    let v = assert_envelope(&parts, &body, 405, "INVALID_REQUEST");
+    assert_eq!(v["error"]["message"], "method not allowed");
     let allow = parts.headers[header::ALLOW].to_str().unwrap();
     assert!(allow.contains("GET"), "{allow}");
 }
