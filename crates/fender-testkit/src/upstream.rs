@@ -1,5 +1,6 @@
 //! [`Upstream`], its in-process service, and the record of what it received.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -87,7 +88,30 @@ pub struct Upstream {
 #[derive(Debug)]
 struct Shared {
     plan: Plan,
-    record: Mutex<Vec<Received>>,
+    record: Mutex<Record>,
+}
+
+/// How many requests a record keeps unless told otherwise.
+const DEFAULT_RECORD_LIMIT: usize = 100_000;
+
+#[derive(Debug)]
+struct Record {
+    kept: VecDeque<Received>,
+    total: usize,
+    limit: usize,
+}
+
+impl Record {
+    fn push(&mut self, received: Received) {
+        self.total += 1;
+        if self.limit == 0 {
+            return;
+        }
+        if self.kept.len() == self.limit {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(received);
+    }
 }
 
 impl Upstream {
@@ -96,13 +120,18 @@ impl Upstream {
         Upstream {
             shared: Arc::new(Shared {
                 plan: plan.into(),
-                record: Mutex::new(Vec::new()),
+                record: Mutex::new(Record {
+                    kept: VecDeque::new(),
+                    total: 0,
+                    limit: DEFAULT_RECORD_LIMIT,
+                }),
             }),
         }
     }
 
     /// The in-process face: a `tower::Service<http::Request<B>>` for any body `B`, without
-    /// sockets.
+    /// sockets. Per request it costs the recording and the response (no tasks, no timers unless
+    /// the reply has a delay); in benchmarks use [`record_limit(0)`](Upstream::record_limit).
     ///
     /// Faults have in-process forms: [`Reply::reset`] fails the call with an `io::Error` of kind
     /// `ConnectionReset`, [`Reply::hang`] never completes, [`Reply::close_mid_body`] gives a body
@@ -123,22 +152,39 @@ impl Upstream {
         TestServer::start(self.clone()).await
     }
 
-    /// A copy of the record: every request received so far, in order of arrival.
+    /// Keeps at most the last `limit` requests in the record (100 000 unless set); older ones
+    /// are dropped, [`count`](Upstream::count) still counts them. `0` keeps none, which is what a
+    /// benchmark wants: no memory grows, nothing but the count is recorded.
+    pub fn record_limit(self, limit: usize) -> Upstream {
+        {
+            let mut record = self.record();
+            record.limit = limit;
+            while record.kept.len() > limit {
+                record.kept.pop_front();
+            }
+        }
+        self
+    }
+
+    /// A copy of the record: the requests received so far, in order of arrival (the last
+    /// 100 000 unless [`record_limit`](Upstream::record_limit) says otherwise).
     pub fn received(&self) -> Vec<Received> {
-        self.record().clone()
+        self.record().kept.iter().cloned().collect()
     }
 
     /// How many requests were received so far.
     pub fn count(&self) -> usize {
-        self.record().len()
+        self.record().total
     }
 
-    /// Empties the record (the plan goes on where it was).
+    /// Empties the record and sets the count back to zero (the plan goes on where it was).
     pub fn clear(&self) {
-        self.record().clear();
+        let mut record = self.record();
+        record.kept.clear();
+        record.total = 0;
     }
 
-    fn record(&self) -> MutexGuard<'_, Vec<Received>> {
+    fn record(&self) -> MutexGuard<'_, Record> {
         self.shared.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -259,12 +305,12 @@ where
                         reply: String::new(),
                     };
                     let reply = shared.plan.next(&received);
-                    received.reply.push_str(reply.label());
-                    shared
-                        .record
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(received);
+                    let mut record = shared.record.lock().unwrap_or_else(|e| e.into_inner());
+                    if record.limit > 0 {
+                        received.reply.push_str(reply.label());
+                    }
+                    record.push(received);
+                    drop(record);
                     match reply.delay_duration() {
                         Some(delay) => self.set(Respond::Delay {
                             sleep: tokio::time::sleep(delay),

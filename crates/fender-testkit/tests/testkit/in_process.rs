@@ -209,3 +209,25 @@ async fn plans_are_shared_between_both_faces() {
     let labels: Vec<String> = server.received().into_iter().map(|r| r.reply).collect();
     assert_eq!(labels, ["500", "200"]);
 }
+
+#[tokio::test]
+async fn the_record_keeps_the_last_requests_within_its_limit() {
+    let upstream = Upstream::new(Reply::ok()).record_limit(2);
+
+    for path in ["/1", "/2", "/3"] {
+        call(&upstream, get(path)).await.unwrap();
+    }
+
+    assert_eq!(upstream.count(), 3);
+    let uris: Vec<String> = upstream
+        .received()
+        .iter()
+        .map(|r| r.uri.to_string())
+        .collect();
+    assert_eq!(uris, ["/2", "/3"]);
+
+    let unrecorded = Upstream::new(Reply::ok()).record_limit(0);
+    call(&unrecorded, get("/")).await.unwrap();
+    assert_eq!(unrecorded.count(), 1);
+    assert!(unrecorded.received().is_empty());
+}

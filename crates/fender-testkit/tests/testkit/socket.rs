@@ -212,3 +212,31 @@ async fn shutdown_does_not_wait_for_hanging_requests() {
         .expect("the client sees the connection close");
     assert!(outcome.unwrap().is_err());
 }
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_too() {
+    let server = Upstream::new(Plan::sequence([Reply::status(503), Reply::reset()]))
+        .serve()
+        .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+
+    let response = client.get(server.url("/h2")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let err = client
+        .get(server.url("/h2"))
+        .await
+        .expect_err("the connection is reset");
+
+    let received = server.received();
+    assert_eq!(received[0].version, http::Version::HTTP_2);
+    assert_eq!(received[0].uri.path(), "/h2");
+    assert_eq!(received[1].reply, "reset");
+    assert_eq!(
+        io_error_kind(&err),
+        Some(io::ErrorKind::ConnectionReset),
+        "{err:?}"
+    );
+}
