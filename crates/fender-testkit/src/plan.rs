@@ -99,9 +99,13 @@ impl Plan {
     }
 
     /// Plans that take turns over time (`tokio::time`), each for a duration; add them with
-    /// [`PhasedPlan::then`]. The clock starts at the first request the plan sees.
+    /// [`PhasedPlan::then`]. The clock starts at the first request the plan sees, or when
+    /// [`PhasedPlan::starting_now`] is called.
     pub fn phases() -> PhasedPlan {
-        PhasedPlan { phases: Vec::new() }
+        PhasedPlan {
+            phases: Vec::new(),
+            start: OnceLock::new(),
+        }
     }
 
     /// The closure picks the reply. The [`Received`] it gets has an empty
@@ -245,6 +249,7 @@ impl From<RandomPlan> for Plan {
 #[derive(Debug)]
 pub struct PhasedPlan {
     phases: Vec<(Duration, Plan)>,
+    start: OnceLock<Instant>,
 }
 
 impl PhasedPlan {
@@ -254,12 +259,18 @@ impl PhasedPlan {
         self
     }
 
+    /// Starts the clock now (`tokio::time::Instant::now()`) instead of at the first request.
+    pub fn starting_now(self) -> PhasedPlan {
+        let _ = self.start.set(Instant::now());
+        self
+    }
+
     /// After the last phase, requests go to `plan`.
     pub fn finally(self, plan: impl Into<Plan>) -> Plan {
         Plan::new(Kind::Phases {
             phases: self.phases,
             finally: Some(Box::new(plan.into())),
-            start: OnceLock::new(),
+            start: self.start,
         })
     }
 }
@@ -275,7 +286,7 @@ impl From<PhasedPlan> for Plan {
         Plan::new(Kind::Phases {
             phases: plan.phases,
             finally: None,
-            start: OnceLock::new(),
+            start: plan.start,
         })
     }
 }

@@ -152,14 +152,18 @@ async fn accept_loop(listener: TcpListener, upstream: Upstream, mut stopped: wat
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(
-                        stream,
-                        upstream.clone(),
-                        executor.clone(),
-                        stopped.clone(),
-                    ));
+                match accepted {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(serve_connection(
+                            stream,
+                            upstream.clone(),
+                            executor.clone(),
+                            stopped.clone(),
+                        ));
+                    }
+                    // Out of file descriptors and the like: let other tasks run, then go on.
+                    Err(_) => tokio::task::yield_now().await,
                 }
             }
             _ = stopped.changed() => break,

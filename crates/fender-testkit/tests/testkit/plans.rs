@@ -147,3 +147,17 @@ async fn from_fn_sees_the_request() {
     let labels: Vec<String> = upstream.received().into_iter().map(|r| r.reply).collect();
     assert_eq!(labels, ["200", "503", "200"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn phases_can_start_their_clock_at_creation() {
+    let upstream = Upstream::new(
+        Plan::phases()
+            .then(Duration::from_secs(10), Reply::ok())
+            .starting_now()
+            .finally(Reply::status(503)),
+    );
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+
+    assert_eq!(labels(&upstream, 1).await, ["503"]);
+}
