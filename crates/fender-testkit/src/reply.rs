@@ -145,7 +145,8 @@ impl Reply {
     /// `{"error":{"code","message","details":{},"request_id","timestamp"}}`, and
     /// `content-type: application/json`.
     ///
-    /// The `request_id` is the request's `x-request-id` when it has one, a generated id otherwise;
+    /// The `request_id` is the request's `x-request-id` when it has a valid one (1 to 128
+    /// characters of `[A-Za-z0-9._:-]`), a generated `testkit-N` otherwise;
     /// either way the response echoes it in its own `x-request-id` header. The timestamp is the
     /// wall-clock time of the response, RFC 3339 with milliseconds.
     ///
@@ -297,7 +298,7 @@ impl Reply {
             ReplyBody::Full(bytes) => TestBody::full(bytes),
             ReplyBody::Envelope { code, message } => {
                 let request_id = request_id
-                    .filter(|id| !id.is_empty() && id.len() <= 128 && id.to_str().is_ok())
+                    .filter(|id| is_valid_request_id(id.as_bytes()))
                     .unwrap_or_else(generated_request_id);
                 let json = serde_json::json!({
                     "error": {
@@ -329,6 +330,14 @@ impl Reply {
         *response.headers_mut() = headers;
         response
     }
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9._:-]`, as the contract accepts from a client.
+fn is_valid_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn generated_request_id() -> HeaderValue {

@@ -52,7 +52,8 @@ pub struct Received {
 /// `127.0.0.1`.
 ///
 /// Every request is read in full (the whole body), recorded, and then given the plan's next
-/// [`Reply`].
+/// [`Reply`]. A request whose body fails to arrive (the client went away) is neither recorded
+/// nor counted, and takes no reply from the plan.
 ///
 /// ```
 /// use fender_testkit::{Plan, Reply, Upstream};

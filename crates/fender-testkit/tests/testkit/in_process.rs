@@ -231,3 +231,31 @@ async fn the_record_keeps_the_last_requests_within_its_limit() {
     assert_eq!(unrecorded.count(), 1);
     assert!(unrecorded.received().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_record_notes_when_each_request_arrived() {
+    let upstream = Upstream::new(Reply::ok());
+    let start = Instant::now();
+
+    call(&upstream, get("/")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    call(&upstream, get("/")).await.unwrap();
+
+    let received = upstream.received();
+    assert_eq!(received[0].at - start, Duration::ZERO);
+    assert_eq!(received[1].at - start, Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn envelopes_do_not_echo_invalid_request_ids() {
+    let upstream = Upstream::new(Reply::envelope(500, "INTERNAL_ERROR", "oops"));
+    let request = Request::get("/")
+        .header("x-request-id", "has spaces")
+        .body(Full::default())
+        .unwrap();
+
+    let response = call(&upstream, request).await.unwrap();
+
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(id.starts_with("testkit-"), "{id}");
+}
