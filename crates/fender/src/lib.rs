@@ -20,6 +20,9 @@ pub mod request_id;
 pub mod retry;
 pub mod retry_after;
 
+#[cfg(feature = "envelope")]
+pub mod envelope;
+
 pub use code::ErrorCode;
 pub use error::ApiError;
 #[cfg(feature = "retry")]
