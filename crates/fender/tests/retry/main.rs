@@ -1,5 +1,6 @@
 //! Integration tests of `fender::retry`: every timing fact on a paused clock.
 
+mod socket;
 mod support;
 
 use std::io;
@@ -21,7 +22,7 @@ use support::{Reply, Script, body_text, get, pattern, request, streamed};
 
 type Req = Request<Full<Bytes>>;
 
-fn secs(s: u64) -> Duration {
+pub(crate) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
@@ -239,7 +240,7 @@ async fn retry_after_seconds_sets_the_delay_to_the_millisecond() {
     assert_eq!(script.gaps(), [Duration::from_millis(5_000)]);
 }
 
-fn fixed_now() -> SystemTime {
+pub(crate) fn fixed_now() -> SystemTime {
     SystemTime::UNIX_EPOCH + secs(1_800_000_000)
 }
 
