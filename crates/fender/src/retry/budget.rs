@@ -10,6 +10,9 @@ use tokio::time::Instant;
 const SLOTS: u32 = 10;
 /// What one retry costs, in milli-tokens.
 const RETRY_COST: i64 = 1_000;
+/// Deposits are counted, and moved into the current slot (which needs the clock) once per
+/// this many requests; a withdrawal also counts the ones not yet moved.
+const BATCH: u64 = 16;
 
 /// A budget that caps retries at a share of recent traffic, plus a small floor.
 ///
@@ -24,7 +27,9 @@ const RETRY_COST: i64 = 1_000;
 /// retries per second.
 ///
 /// The accounting uses atomics only (no lock): the window is split into 10 slots, each one
-/// packed generation + balance word updated with compare-and-swap. Under contention the balance
+/// packed generation + balance word updated with compare-and-swap. A request costs one atomic
+/// increment; deposits are credited to the current slot 16 at a time (so the clock is read once
+/// per 16 requests), and a withdrawal also counts the up to 15 not yet credited. Under contention the balance
 /// may be overdrawn by a few retries at most, never by a share of traffic. Time comes from
 /// [`tokio::time::Instant`], so paused-clock tests see exact behaviour.
 ///
@@ -44,7 +49,9 @@ const RETRY_COST: i64 = 1_000;
 /// ```
 pub struct RetryBudget {
     slots: Box<[AtomicU64]>,
-    slot_len: Duration,
+    /// Requests seen; every `BATCH`-th one moves a batch of deposits into a slot.
+    requests: AtomicU64,
+    slot_nanos: u64,
     start: Instant,
     window: Duration,
     floor_per_sec: u32,
@@ -78,7 +85,8 @@ impl RetryBudget {
         let reserve = (f64::from(floor_per_sec) * window.as_secs_f64() * RETRY_COST as f64) as i64;
         RetryBudget {
             slots: (0..SLOTS).map(|_| AtomicU64::new(pack(0, 0))).collect(),
-            slot_len: window / SLOTS,
+            requests: AtomicU64::new(0),
+            slot_nanos: u64::try_from((window / SLOTS).as_nanos()).unwrap_or(u64::MAX),
             start: Instant::now(),
             window,
             floor_per_sec,
@@ -89,17 +97,28 @@ impl RetryBudget {
     }
 
     /// Records one request (the retry layer calls this once per request, not per attempt).
+    ///
+    /// Cheap: an atomic increment; once every 16 requests it also reads the clock and credits
+    /// the current slot with the 16 deposits.
     pub fn deposit(&self) {
         if self.deposit > 0 {
-            let generation = self.generation();
-            self.add(generation, self.deposit);
+            let seen = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+            if seen % BATCH == 0 {
+                let generation = self.generation();
+                self.add(generation, self.deposit * BATCH as i64);
+            }
         }
+    }
+
+    /// Deposits counted but not yet credited to a slot (fewer than `BATCH` requests).
+    fn pending(&self) -> i64 {
+        (self.requests.load(Ordering::Relaxed) % BATCH) as i64 * self.deposit
     }
 
     /// Takes one retry from the budget; `false` when the budget is empty.
     pub fn withdraw(&self) -> bool {
         let generation = self.generation();
-        let balance = self.balance(generation) + self.reserve;
+        let balance = self.balance(generation) + self.pending() + self.reserve;
         if balance < RETRY_COST {
             return false;
         }
@@ -109,14 +128,15 @@ impl RetryBudget {
 
     /// How many retries the budget would allow right now.
     pub fn remaining(&self) -> u64 {
-        let balance = self.balance(self.generation()) + self.reserve;
+        let balance = self.balance(self.generation()) + self.pending() + self.reserve;
         u64::try_from(balance / RETRY_COST).unwrap_or(0)
     }
 
     fn generation(&self) -> u32 {
         let elapsed = Instant::now().saturating_duration_since(self.start);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         // Wraps after 2^32 slots: comparisons below use wrapping arithmetic.
-        (elapsed.as_nanos() / self.slot_len.as_nanos().max(1)) as u32
+        (nanos / self.slot_nanos.max(1)) as u32
     }
 
     fn balance(&self, generation: u32) -> i64 {
