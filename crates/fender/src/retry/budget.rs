@@ -103,7 +103,7 @@ impl RetryBudget {
     pub fn deposit(&self) {
         if self.deposit > 0 {
             let seen = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
-            if seen % BATCH == 0 {
+            if seen.is_multiple_of(BATCH) {
                 let generation = self.generation();
                 self.add(generation, self.deposit * BATCH as i64);
             }
