@@ -811,3 +811,95 @@ fn the_service_and_its_future_are_send_for_multithreaded_clients() {
     let fut = svc.oneshot(get("http://up/"));
     assert_send(&fut);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_decoded_api_error_with_retry_after_sets_the_delay() {
+    let script = Script::new([
+        Reply::error(|| {
+            ApiError::service_unavailable("maintenance")
+                .with_retry_after(secs(4))
+                .into()
+        }),
+        Reply::status(200),
+    ]);
+    let res = RetryLayer::new()
+        .layer(script.clone())
+        .oneshot(get("http://up/"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(script.gaps(), [secs(4)]);
+}
+
+/// Records the fields of every event at INFO or above from the retry module, per thread.
+///
+/// Installed once as the global subscriber, so no callsite interest is cached as "never" by a
+/// test running on another thread; each test reads the events of its own (current-thread
+/// runtime) thread.
+struct Capture;
+
+type Fields = Vec<(String, String)>;
+
+thread_local! {
+    static EVENTS: std::cell::RefCell<Vec<Fields>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Visit(Fields);
+        impl tracing::field::Visit for Visit {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0
+                    .push((field.name().to_string(), format!("{value:?}")));
+            }
+        }
+        if *event.metadata().level() <= tracing::Level::INFO
+            && event.metadata().target().starts_with("fender::retry")
+        {
+            let mut fields = Visit(Vec::new());
+            event.record(&mut fields);
+            EVENTS.with(|events| events.borrow_mut().push(fields.0));
+        }
+    }
+}
+
+fn capture_events() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture))
+            .expect("no other global subscriber in this test binary");
+    });
+    EVENTS.with(|events| events.borrow_mut().clear());
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_emits_one_event_with_attempt_delay_reason_method_and_uri() {
+    capture_events();
+    let script = Script::new([Reply::status(502), Reply::status(504), Reply::status(200)]);
+    exact()
+        .layer(script)
+        .oneshot(get("http://up/things?id=3"))
+        .await
+        .unwrap();
+    let events = EVENTS.with(|events| events.borrow().clone());
+    assert_eq!(events.len(), 2);
+    for (event, (attempt, delay)) in events.iter().zip([("2", "1000"), ("3", "2000")]) {
+        let field = |name: &str| {
+            event
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name} in {event:?}"))
+        };
+        assert_eq!(field("attempt"), attempt);
+        assert_eq!(field("delay_ms"), delay);
+        assert_eq!(field("reason"), "server error");
+        assert_eq!(field("method"), "GET");
+        assert_eq!(field("uri"), "http://up/things?id=3");
+    }
+}
