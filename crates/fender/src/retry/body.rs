@@ -342,6 +342,38 @@ mod tests {
         assert!(!source.is_replayable());
     }
 
+    #[tokio::test]
+    async fn trailers_are_replayed_after_the_data() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "abc".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"data"))),
+            Ok(Frame::trailers(trailers.clone())),
+        ];
+        let (first, source) =
+            ReplayBody::first(StreamBody::new(futures_util::stream::iter(frames)), 1024);
+        let source = source.unwrap();
+        let collected = first.collect().await.unwrap();
+        assert_eq!(collected.trailers(), Some(&trailers));
+        assert_eq!(collected.to_bytes(), "data");
+        let replayed = source.body().collect().await.unwrap();
+        assert_eq!(replayed.trailers(), Some(&trailers));
+        assert_eq!(replayed.to_bytes(), "data");
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_is_not_replayable() {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"da"))),
+            Err("the caller's stream failed".into()),
+        ];
+        let (first, source) =
+            ReplayBody::first(StreamBody::new(futures_util::stream::iter(frames)), 1024);
+        let err = first.collect().await.unwrap_err();
+        assert_eq!(err.to_string(), "the caller's stream failed");
+        assert!(!source.unwrap().is_replayable());
+    }
+
     #[test]
     fn known_sizes_take_fast_paths() {
         let (empty, source) = ReplayBody::first(Full::new(Bytes::new()), 10);
