@@ -1,0 +1,170 @@
+//! [`CircuitBreaker`], the service.
+
+use std::fmt;
+use std::hash::Hash;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use super::error::CircuitOpen;
+use super::future::ResponseFuture;
+use super::handle::{CircuitBreakerHandle, KeyedHandle};
+use super::keyed::{KeyFn, Keyed, Single};
+use super::state::Breaker;
+use crate::BoxError;
+use crate::classify::Classify;
+
+/// A service behind a circuit breaker; made by
+/// [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
+///
+/// # Readiness
+///
+/// With one breaker, `poll_ready` first asks the breaker whether a call made now would surely be
+/// refused (open before the next probe, forced open, or every probe slot taken). If so it
+/// returns `Ready(Ok(()))` at once without polling the inner service, so nothing of the inner
+/// service (a connection, a concurrency permit) is reserved for a call that will fail fast, and
+/// the following `call` returns [`CircuitOpen`] without touching the inner service. Otherwise it
+/// forwards to the inner service's `poll_ready`. `poll_ready` never fails because the circuit is
+/// open.
+///
+/// The admission itself (taking a probe slot, the ramp's share) is decided in `call`, not in
+/// `poll_ready`: a service held ready for a long time (by a balancer or a buffer) must not sit on
+/// a probe slot. When `call` refuses after the inner service was made ready, the inner service
+/// stays ready for the next call, as with tower's `LoadShed`.
+///
+/// With one breaker per key the key is only known in `call`, so `poll_ready` always forwards to
+/// the inner service, which all keys share.
+///
+/// # Clone
+///
+/// Clones share the breaker (or the map of breakers per key); each clone has its own inner
+/// service clone.
+#[derive(Clone)]
+pub struct CircuitBreaker<S, C, M = Single> {
+    inner: S,
+    classifier: C,
+    mode: M,
+    /// Set by `poll_ready` when it skipped the inner service because the call will be refused.
+    refused: Option<CircuitOpen>,
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, M: fmt::Debug> fmt::Debug for CircuitBreaker<S, C, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("classifier", &self.classifier)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl<S, C, M> CircuitBreaker<S, C, M> {
+    pub(crate) fn new(inner: S, classifier: C, mode: M) -> Self {
+        CircuitBreaker {
+            inner,
+            classifier,
+            mode,
+            refused: None,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the breaker, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C> CircuitBreaker<S, C, Single> {
+    /// The handle of the breaker this service shares with its clones.
+    pub fn handle(&self) -> CircuitBreakerHandle {
+        CircuitBreakerHandle {
+            breaker: self.mode.breaker.clone(),
+        }
+    }
+}
+
+impl<S, C, F, K> CircuitBreaker<S, C, Keyed<F, K>>
+where
+    K: Hash + Eq + Clone + fmt::Debug,
+{
+    /// The handle of the breakers this service shares with its clones.
+    pub fn handle(&self) -> KeyedHandle<K> {
+        KeyedHandle {
+            map: self.mode.map.clone(),
+        }
+    }
+}
+
+fn admit<F, C: Clone>(
+    breaker: &std::sync::Arc<Breaker>,
+    classifier: &C,
+    call: impl FnOnce() -> F,
+) -> ResponseFuture<F, C> {
+    match breaker.admit() {
+        Ok(ticket) => ResponseFuture::admitted(call(), breaker.clone(), ticket, classifier.clone()),
+        Err(open) => ResponseFuture::refused(open),
+    }
+}
+
+impl<S, C, Req, ResB> Service<Req> for CircuitBreaker<S, C, Single>
+where
+    S: Service<Req, Response = http::Response<ResB>>,
+    S::Error: Into<BoxError>,
+    C: Classify,
+{
+    type Response = http::Response<ResB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if let Some(open) = self.mode.breaker.peek() {
+            self.refused = Some(open);
+            return Poll::Ready(Ok(()));
+        }
+        self.refused = None;
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let breaker = &self.mode.breaker;
+        if let Some(open) = self.refused.take() {
+            breaker.count_rejection();
+            return ResponseFuture::refused(open);
+        }
+        let inner = &mut self.inner;
+        admit(breaker, &self.classifier, || inner.call(req))
+    }
+}
+
+impl<S, C, F, K, Req, ResB> Service<Req> for CircuitBreaker<S, C, Keyed<F, K>>
+where
+    S: Service<Req, Response = http::Response<ResB>>,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    F: KeyFn<Req, Key = K>,
+    K: Hash + Eq + Clone + fmt::Debug,
+{
+    type Response = http::Response<ResB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let breaker = self.mode.map.breaker(self.mode.key_fn.key(&req));
+        let inner = &mut self.inner;
+        admit(&breaker, &self.classifier, || inner.call(req))
+    }
+}
