@@ -179,10 +179,14 @@ impl ApiError {
         }
     }
 
-    /// An error for a status: the nearest code (SPEC §2) and its generic message.
+    /// An error for a status: the nearest code (SPEC §2) and a generic message (the code's, or
+    /// the status's reason phrase for a status outside the table, e.g. "method not allowed").
     pub fn from_status(status: StatusCode) -> Self {
         let code = ErrorCode::from_status(status);
-        let message = default_message(&code);
+        let message: Cow<'static, str> = match status.canonical_reason() {
+            Some(reason) if status != code.status() => reason.to_ascii_lowercase().into(),
+            _ => default_message(&code).into(),
+        };
         ApiError::new(code, message).with_status(status)
     }
 
@@ -491,11 +495,20 @@ impl ApiError {
     ///
     /// A missing request id or timestamp is filled in here; behind the envelope layer they are
     /// the request's. A clone of the error rides in the response extensions.
-    pub fn into_response(mut self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let (mut parts, ()) = Response::new(()).into_parts();
+        let body = self.render_into(&mut parts);
+        Response::from_parts(parts, Full::new(body))
+    }
+
+    /// Renders the envelope into `parts` (status, headers, extensions) and returns the body.
+    pub(crate) fn render_into(mut self, parts: &mut http::response::Parts) -> Bytes {
         let body = self.render_body();
-        let mut res = Response::new(Full::new(body.clone()));
-        *res.status_mut() = self.inner.status;
-        let headers = res.headers_mut();
+        parts.status = self.inner.status;
+        let headers = &mut parts.headers;
+        for name in self.inner.headers.keys() {
+            headers.remove(name);
+        }
         for (name, value) in &self.inner.headers {
             headers.append(name, value.clone());
         }
@@ -512,8 +525,8 @@ impl ApiError {
         {
             headers.insert(X_REQUEST_ID.clone(), id);
         }
-        res.extensions_mut().insert(self);
-        res
+        parts.extensions.insert(self);
+        body
     }
 }
 

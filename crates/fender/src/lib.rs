@@ -20,6 +20,9 @@ pub mod error;
 pub mod request_id;
 pub mod retry_after;
 
+#[cfg(feature = "envelope")]
+pub mod envelope;
+
 #[cfg(feature = "circuit-breaker")]
 pub use circuit_breaker::CircuitBreakerLayer;
 pub use code::ErrorCode;

@@ -1,0 +1,254 @@
+//! The response future of [`ErrorEnvelope`](super::ErrorEnvelope).
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::response::Parts;
+use http::{Method, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
+
+use super::InnerBody;
+use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
+use super::layer::Config;
+use super::service::{DisplayChain, PanicToEnvelope, id_str};
+use crate::error::{Envelope, timestamp_now};
+use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::{ApiError, BoxError};
+
+/// What the log line of an error says about its request.
+#[derive(Debug)]
+pub(crate) struct RequestLine {
+    pub(crate) method: Method,
+    pub(crate) uri: http::Uri,
+}
+
+pin_project! {
+    /// The response future of [`ErrorEnvelope`](super::ErrorEnvelope).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+        id: Option<RequestId>,
+        config: Arc<Config>,
+        line: RequestLine,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling {
+            #[pin]
+            future: CatchPanicFuture<F, PanicToEnvelope>,
+        },
+        Failed {
+            error: Option<BoxError>,
+        },
+        Reading {
+            #[pin]
+            read: ReadBounded<InnerBody>,
+            parts: Option<Parts>,
+        },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("request_id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(
+        future: CatchPanicFuture<F, PanicToEnvelope>,
+        id: RequestId,
+        config: Arc<Config>,
+        line: RequestLine,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            id: Some(id),
+            config,
+            line,
+        }
+    }
+
+    pub(crate) fn failed(
+        error: BoxError,
+        id: RequestId,
+        config: Arc<Config>,
+        line: RequestLine,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Failed { error: Some(error) },
+            id: Some(id),
+            config,
+            line,
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<EnvelopeBody<InnerBody>>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let (parts, api) = match this.state.as_mut().project() {
+                StateProj::Calling { future } => match ready!(future.poll(cx)) {
+                    Ok(res) if res.status().as_u16() < 400 => {
+                        let (mut parts, body) = res.into_parts();
+                        let id = this.id.take().expect("polled after completion");
+                        parts
+                            .headers
+                            .insert(X_REQUEST_ID.clone(), id.into_header_value());
+                        return Poll::Ready(Ok(Response::from_parts(
+                            parts,
+                            EnvelopeBody::inner(body),
+                        )));
+                    }
+                    Ok(res) => {
+                        let (mut parts, body) = res.into_parts();
+                        if let Some(api) = parts.extensions.remove::<ApiError>() {
+                            (parts, api)
+                        } else if worth_reading(&parts) {
+                            let read = ReadBounded::new(body, this.config.body_limit);
+                            this.state.set(State::Reading {
+                                read,
+                                parts: Some(parts),
+                            });
+                            continue;
+                        } else {
+                            let api = ApiError::from_status(parts.status);
+                            (parts, api)
+                        }
+                    }
+                    Err(err) => (empty_parts(), map_error(err.into(), this.config)),
+                },
+                StateProj::Failed { error } => {
+                    let err = error.take().expect("polled after completion");
+                    (empty_parts(), map_error(err, this.config))
+                }
+                StateProj::Reading { read, parts } => {
+                    let read = ready!(read.poll(cx));
+                    let parts = parts.take().expect("polled after completion");
+                    let api = from_error_body(&parts, read, this.config);
+                    (parts, api)
+                }
+            };
+            let id = this.id.take().expect("polled after completion");
+            return Poll::Ready(Ok(render(parts, api, &id, this.line)));
+        }
+    }
+}
+
+fn empty_parts() -> Parts {
+    Response::new(()).into_parts().0
+}
+
+/// The contract's mapping of an inner error, after the user's own.
+fn map_error(err: BoxError, config: &Config) -> ApiError {
+    if let Some(map) = &config.map_error {
+        let mut current: Option<&(dyn StdError + 'static)> = Some(&*err);
+        while let Some(e) = current {
+            if let Some(api) = map(e) {
+                return api.with_source(err);
+            }
+            current = e.source();
+        }
+    }
+    ApiError::from_error(err)
+}
+
+fn content_type_is(parts: &Parts, prefix: &str) -> bool {
+    parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with(prefix))
+}
+
+/// A JSON error body may already be an envelope; a plain-text 4xx body may be a usable
+/// message. Anything else (a 5xx text, HTML, binary) is never read: it is never echoed.
+fn worth_reading(parts: &Parts) -> bool {
+    content_type_is(parts, "application/json")
+        || (parts.status.is_client_error() && content_type_is(parts, "text/plain"))
+}
+
+fn from_error_body(parts: &Parts, read: BoundedRead, config: &Config) -> ApiError {
+    let status = parts.status;
+    if content_type_is(parts, "application/json")
+        && !read.truncated
+        && read.failed.is_none()
+        && let Ok(envelope) = serde_json::from_slice::<Envelope>(&read.bytes)
+    {
+        return ApiError::from_envelope(envelope, status);
+    }
+    let api = ApiError::from_status(status);
+    if !status.is_client_error() || read.truncated || read.failed.is_some() {
+        return api;
+    }
+    if !content_type_is(parts, "text/plain") {
+        return api;
+    }
+    match std::str::from_utf8(&read.bytes).map(str::trim) {
+        Ok(text)
+            if !text.is_empty()
+                && text.len() <= config.max_message_len
+                && !text.chars().any(char::is_control) =>
+        {
+            api.with_message(text.to_owned())
+        }
+        _ => api,
+    }
+}
+
+fn render(
+    mut parts: Parts,
+    api: ApiError,
+    id: &RequestId,
+    line: &RequestLine,
+) -> Response<EnvelopeBody<InnerBody>> {
+    let timestamp = api.timestamp().map_or_else(timestamp_now, str::to_owned);
+    let api = api.with_request_id(id_str(id)).with_timestamp(timestamp);
+    log(&api, line);
+    super::strip_representation_headers(&mut parts.headers);
+    let json = api.render_into(&mut parts);
+    Response::from_parts(parts, EnvelopeBody::envelope(json))
+}
+
+fn log(api: &ApiError, line: &RequestLine) {
+    let request_id = api.request_id().unwrap_or_default();
+    let status = api.status().as_u16();
+    let code = api.code().as_str();
+    if api.status().is_server_error() || api.status() < StatusCode::BAD_REQUEST {
+        match api.source_error() {
+            Some(source) => tracing::error!(
+                request_id, status, code, method = %line.method, uri = %line.uri,
+                error = %DisplayChain(source), "{}", api.message()
+            ),
+            None => tracing::error!(
+                request_id, status, code, method = %line.method, uri = %line.uri,
+                "{}", api.message()
+            ),
+        }
+    } else {
+        tracing::debug!(
+            request_id, status, code, method = %line.method, uri = %line.uri,
+            "{}", api.message()
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! [`ErrorEnvelopeLayer`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::service::ErrorEnvelope;
+use crate::ApiError;
+
+/// A user's mapping from an error type of theirs to an [`ApiError`].
+pub(crate) type MapError = Arc<dyn Fn(&(dyn StdError + 'static)) -> Option<ApiError> + Send + Sync>;
+
+/// Settings shared by every clone of an [`ErrorEnvelope`].
+#[derive(Clone)]
+pub(crate) struct Config {
+    /// How much of a non-envelope error body is read to look for an envelope or a message.
+    pub(crate) body_limit: usize,
+    /// The longest plain-text 4xx body that is kept as the message.
+    pub(crate) max_message_len: usize,
+    pub(crate) map_error: Option<MapError>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            body_limit: 64 * 1024,
+            max_message_len: 256,
+            map_error: None,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("body_limit", &self.body_limit)
+            .field("max_message_len", &self.max_message_len)
+            .field("map_error", &self.map_error.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// Makes every 4xx/5xx response of a server the contract's JSON envelope, and gives every
+/// response a request id. See the [module docs](super) for the guarantees.
+///
+/// Its service's error type is [`Infallible`](std::convert::Infallible): put it outermost.
+///
+/// ```
+/// use fender::envelope::ErrorEnvelopeLayer;
+/// use fender::ApiError;
+///
+/// # #[derive(Debug)] struct QuotaExceeded;
+/// # impl std::fmt::Display for QuotaExceeded {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("quota") }
+/// # }
+/// # impl std::error::Error for QuotaExceeded {}
+/// // Errors of your own middleware can map to a code of the contract.
+/// let layer = ErrorEnvelopeLayer::new().map_error(|err| {
+///     err.downcast_ref::<QuotaExceeded>()
+///         .map(|_| ApiError::rate_limit_exceeded("monthly quota exhausted"))
+/// });
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ErrorEnvelopeLayer {
+    config: Config,
+}
+
+impl ErrorEnvelopeLayer {
+    /// The layer with the contract's behaviour.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many bytes of a non-envelope error body are read (default 64 KiB); the rest is
+    /// discarded unread.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0.
+    pub fn body_limit(mut self, limit: usize) -> Self {
+        assert!(limit > 0, "the error body limit must be at least one byte");
+        self.config.body_limit = limit;
+        self
+    }
+
+    /// The longest plain-text 4xx body kept as the envelope's message (default 256 bytes).
+    /// Longer bodies, non-printable ones, and every 5xx body give the code's generic message.
+    /// 0 never keeps a body.
+    pub fn max_message_len(mut self, len: usize) -> Self {
+        self.config.max_message_len = len;
+        self
+    }
+
+    /// Maps errors of the inner service that this crate does not know to an [`ApiError`].
+    ///
+    /// The function sees the error (and then each error of its source chain) and returns
+    /// `Some` to choose the envelope; errors it returns `None` for get the contract's mapping
+    /// (timeouts → 504, an open circuit or overload → 503, anything else → 500).
+    pub fn map_error<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&(dyn StdError + 'static)) -> Option<ApiError> + Send + Sync + 'static,
+    {
+        self.config.map_error = Some(Arc::new(f));
+        self
+    }
+}
+
+impl<S> Layer<S> for ErrorEnvelopeLayer {
+    type Service = ErrorEnvelope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrorEnvelope::with_config(inner, self.config.clone())
+    }
+}
