@@ -84,6 +84,8 @@ impl<F, K: fmt::Debug> fmt::Debug for Keyed<F, K> {
 pub(crate) struct KeyMap<K> {
     pub(crate) config: Arc<Config>,
     entries: Mutex<HashMap<K, Arc<Breaker>>>,
+    /// The clock of the breakers' `last_used` marks.
+    base: Instant,
 }
 
 impl<K: fmt::Debug> fmt::Debug for KeyMap<K> {
@@ -101,12 +103,15 @@ where
         KeyMap {
             config,
             entries: Mutex::new(HashMap::new()),
+            base: Instant::now(),
         }
     }
 
     /// The breaker of `key`, made if there is none.
     pub(crate) fn breaker(&self, key: K) -> Arc<Breaker> {
-        let now = Instant::now();
+        let now = Instant::now()
+            .saturating_duration_since(self.base)
+            .as_millis() as u64;
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(breaker) = entries.get(&key) {
             breaker.touch(now);

@@ -233,7 +233,8 @@ pub(crate) struct Breaker {
     ramp_seq: AtomicU64,
     rng: AtomicU64,
     transitions: AtomicU64,
-    /// Milliseconds since `base` of the last call (keyed breakers only), for eviction.
+    /// When the breaker was last used, in milliseconds on its key map's clock (keyed breakers
+    /// only), for eviction.
     last_used: AtomicU64,
     window: Option<Window>,
     counters: Striped,
@@ -300,8 +301,8 @@ impl Breaker {
             .store((e << MARK_SHIFT) | (ms & MARK_MS_MASK), Release);
     }
 
-    pub(crate) fn touch(&self, now: Instant) {
-        self.last_used.store(self.ms(now), Relaxed);
+    pub(crate) fn touch(&self, ms: u64) {
+        self.last_used.store(ms, Relaxed);
     }
 
     pub(crate) fn last_used(&self) -> u64 {

@@ -60,8 +60,9 @@ async fn a_thousand_tasks_at_once_admit_exactly_three_probes_and_counters_add_up
         }
     }
     assert!(failed >= 5);
+    // With a 1 ms open duration, late trippers may have probed (and re-opened) it already.
     assert_eq!(handle.state(), State::Open);
-    assert_eq!(handle.counters().transitions, 1);
+    let transitions_before = handle.counters().transitions;
 
     // Let the open duration pass, then release 1,000 tasks at once.
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -111,6 +112,7 @@ async fn a_thousand_tasks_at_once_admit_exactly_three_probes_and_counters_add_up
         counters.successes + counters.failures + counters.rejections,
         (TRIPPERS + TASKS) as u64
     );
-    assert_eq!(counters.transitions, 3);
+    // Open -> HalfOpen -> Closed.
+    assert_eq!(counters.transitions - transitions_before, 2);
     assert_eq!(calls.load(Ordering::SeqCst) as u64, failed + 3);
 }
