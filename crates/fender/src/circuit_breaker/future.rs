@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::error::CircuitOpen;
-use super::state::{Breaker, Ticket};
+use super::state::{Shard, Ticket};
 use crate::BoxError;
 use crate::classify::{Classify, Outcome};
 
@@ -34,7 +34,7 @@ pin_project! {
 /// Records the outcome of an admitted call; gives a probe slot back if the call is dropped
 /// before it completes.
 struct Guard<C> {
-    breaker: Arc<Breaker>,
+    breaker: Arc<Shard>,
     ticket: Ticket,
     classifier: C,
     started: Option<Instant>,
@@ -56,12 +56,7 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 
-    pub(crate) fn admitted(
-        future: F,
-        breaker: Arc<Breaker>,
-        ticket: Ticket,
-        classifier: C,
-    ) -> Self {
+    pub(crate) fn admitted(future: F, breaker: Arc<Shard>, ticket: Ticket, classifier: C) -> Self {
         let started = breaker.config.slow_call.map(|_| Instant::now());
         ResponseFuture {
             kind: Kind::Called {

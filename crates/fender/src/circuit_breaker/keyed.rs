@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::time::Instant;
 
 use super::policy::Config;
-use super::state::{Breaker, State};
+use super::state::{Breaker, Shard, Shared, State};
 
 /// Picks the key of a request, for a layer that keeps one breaker per key.
 ///
@@ -57,7 +57,7 @@ impl<B> KeyFn<http::Request<B>> for PerHost {
 /// The mode of a layer that keeps one breaker for all calls (the default).
 #[derive(Debug, Clone)]
 pub struct Single {
-    pub(crate) breaker: Arc<Breaker>,
+    pub(crate) breaker: Arc<Shared>,
 }
 
 /// The mode of a layer that keeps one breaker per key.
@@ -83,7 +83,7 @@ impl<F, K: fmt::Debug> fmt::Debug for Keyed<F, K> {
 /// memory stays bounded whatever keys arrive, and open circuits of bad hosts are kept longest.
 pub(crate) struct KeyMap<K> {
     pub(crate) config: Arc<Config>,
-    entries: Mutex<HashMap<K, Arc<Breaker>>>,
+    entries: Mutex<HashMap<K, Shared>>,
     /// The clock of the breakers' `last_used` marks.
     base: Instant,
 }
@@ -108,14 +108,14 @@ where
     }
 
     /// The breaker of `key`, made if there is none.
-    pub(crate) fn breaker(&self, key: K) -> Arc<Breaker> {
+    pub(crate) fn breaker(&self, key: K) -> Arc<Shard> {
         let now = Instant::now()
             .saturating_duration_since(self.base)
             .as_millis() as u64;
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(breaker) = entries.get(&key) {
             breaker.touch(now);
-            return breaker.clone();
+            return breaker.local();
         }
         if entries.len() >= self.config.max_keys {
             let victim = entries
@@ -127,22 +127,23 @@ where
             }
         }
         let label: Arc<str> = Arc::from(format!("{key:?}"));
-        let breaker = Arc::new(Breaker::new(self.config.clone(), Some(label)));
+        let breaker = Shared::new(Breaker::new(self.config.clone(), Some(label)));
         breaker.touch(now);
-        entries.insert(key, breaker.clone());
-        breaker
+        let local = breaker.local();
+        entries.insert(key, breaker);
+        local
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<Arc<Breaker>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).cloned()
+        entries.get(key).map(|b| b.breaker().clone())
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(K, Arc<Breaker>)> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .iter()
-            .map(|(k, b)| (k.clone(), b.clone()))
+            .map(|(k, b)| (k.clone(), b.breaker().clone()))
             .collect()
     }
 }

@@ -11,7 +11,7 @@ use super::handle::{CircuitBreakerHandle, KeyedHandle};
 use super::keyed::{KeyMap, Keyed, PerHost, Single};
 use super::policy::{Config, FailureRate, MAX_PROBES, Ramp, Trip};
 use super::service::CircuitBreaker;
-use super::state::{Breaker, StateChange};
+use super::state::{Breaker, Shared, StateChange};
 use crate::classify::{Classify, ContractClassifier};
 
 /// Applies a circuit breaker to a service; see the [module docs](super).
@@ -57,7 +57,7 @@ impl CircuitBreakerLayer {
         let config = Arc::new(Config::default());
         CircuitBreakerLayer {
             mode: Single {
-                breaker: Arc::new(Breaker::new(config.clone(), None)),
+                breaker: Arc::new(Shared::new(Breaker::new(config.clone(), None))),
             },
             config,
             classifier: ContractClassifier,
@@ -71,7 +71,7 @@ impl<C> CircuitBreakerLayer<C, Single> {
         change(&mut config);
         self.config = Arc::new(config);
         self.mode = Single {
-            breaker: Arc::new(Breaker::new(self.config.clone(), None)),
+            breaker: Arc::new(Shared::new(Breaker::new(self.config.clone(), None))),
         };
         self
     }
@@ -266,7 +266,7 @@ impl<C> CircuitBreakerLayer<C, Single> {
     /// The handle of the breaker that services made by this layer share.
     pub fn handle(&self) -> CircuitBreakerHandle {
         CircuitBreakerHandle {
-            breaker: self.mode.breaker.clone(),
+            breaker: self.mode.breaker.breaker().clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::error::CircuitOpen;
 use super::future::ResponseFuture;
 use super::handle::{CircuitBreakerHandle, KeyedHandle};
 use super::keyed::{KeyFn, Keyed, Single};
-use super::state::Breaker;
+use super::state::Shard;
 use crate::BoxError;
 use crate::classify::Classify;
 
@@ -88,7 +88,7 @@ impl<S, C> CircuitBreaker<S, C, Single> {
     /// The handle of the breaker this service shares with its clones.
     pub fn handle(&self) -> CircuitBreakerHandle {
         CircuitBreakerHandle {
-            breaker: self.mode.breaker.clone(),
+            breaker: self.mode.breaker.breaker().clone(),
         }
     }
 }
@@ -106,12 +106,12 @@ where
 }
 
 fn admit<F, C: Clone>(
-    breaker: &std::sync::Arc<Breaker>,
+    breaker: std::sync::Arc<Shard>,
     classifier: &C,
     call: impl FnOnce() -> F,
 ) -> ResponseFuture<F, C> {
     match breaker.admit() {
-        Ok(ticket) => ResponseFuture::admitted(call(), breaker.clone(), ticket, classifier.clone()),
+        Ok(ticket) => ResponseFuture::admitted(call(), breaker, ticket, classifier.clone()),
         Err(open) => ResponseFuture::refused(open),
     }
 }
@@ -142,7 +142,7 @@ where
             return ResponseFuture::refused(open);
         }
         let inner = &mut self.inner;
-        admit(breaker, &self.classifier, || inner.call(req))
+        admit(breaker.local(), &self.classifier, || inner.call(req))
     }
 }
 
@@ -165,6 +165,6 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = self.mode.map.breaker(self.mode.key_fn.key(&req));
         let inner = &mut self.inner;
-        admit(&breaker, &self.classifier, || inner.call(req))
+        admit(breaker, &self.classifier, || inner.call(req))
     }
 }

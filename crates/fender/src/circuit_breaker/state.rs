@@ -224,6 +224,61 @@ impl Striped {
     }
 }
 
+/// A breaker as services hold it: the breaker, plus one reference to it per stripe.
+///
+/// Every admitted call's future keeps the breaker alive until it completes. Cloning one shared
+/// `Arc` for that would make every call on every thread write the same reference count; each
+/// call clones the reference of its thread's stripe instead, on a cache line of its own.
+pub(crate) struct Shared {
+    breaker: Arc<Breaker>,
+    shards: [Arc<Shard>; STRIPES],
+}
+
+/// One stripe's reference to a breaker.
+#[repr(align(128))]
+pub(crate) struct Shard(Arc<Breaker>);
+
+impl std::ops::Deref for Shard {
+    type Target = Breaker;
+
+    fn deref(&self) -> &Breaker {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Breaker;
+
+    fn deref(&self) -> &Breaker {
+        &self.breaker
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.breaker, f)
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(breaker: Breaker) -> Self {
+        let breaker = Arc::new(breaker);
+        Shared {
+            shards: std::array::from_fn(|_| Arc::new(Shard(breaker.clone()))),
+            breaker,
+        }
+    }
+
+    /// The reference of the current thread's stripe.
+    pub(crate) fn local(&self) -> Arc<Shard> {
+        self.shards[stripe_index()].clone()
+    }
+
+    pub(crate) fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+}
+
 /// One circuit breaker.
 pub(crate) struct Breaker {
     word: Padded<AtomicU64>,
