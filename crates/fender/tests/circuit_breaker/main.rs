@@ -1,5 +1,7 @@
 //! Integration tests of the circuit breaker layer; time is a paused tokio clock throughout.
 
+#[cfg(feature = "envelope")]
+mod compose;
 mod model;
 mod stress;
 mod support;
