@@ -5,6 +5,7 @@ mod compose;
 mod model;
 mod stress;
 mod support;
+mod upstream;
 
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
