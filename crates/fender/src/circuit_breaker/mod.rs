@@ -4,22 +4,27 @@
 //! # States
 //!
 //! ```text
-//!            5 consecutive failures (or the failure rate)
-//!   ┌────────┐ ─────────────────────────────────────────▶ ┌──────┐
-//!   │ Closed │                                            │ Open │ ◀───────┐
-//!   └────────┘ ◀──┐                                       └──────┘         │
-//!       ▲         │ ramp done                                │ 30 s later  │ a probe fails
-//!       │    ┌────────────┐   3 probes succeed   ┌──────────┐ │             │
-//!       │    │ Recovering │ ◀─────────────────── │ HalfOpen │ ◀┘             │
-//!       │    └────────────┘                      └──────────┘ ───────────────┘
-//!       │         │ failures trip it again like Closed
-//!       └─ reset ─┘ (handle)            ForcedOpen / Disabled: set through the handle
+//!              5 consecutive failures (or the failure rate)
+//!  +--------+ --------------------------------------------> +------+
+//!  | Closed |                                               | Open | <-----------+
+//!  +--------+                        +--------------------> +------+             |
+//!      ^                             | failures trip it        |                 |
+//!      | ramp over                   | as when closed          | 30 s later,     | a probe
+//!      | (10 s)                      |                         | the next call   | fails
+//!      |                             |                         v is a probe      |
+//!  +------------+                    |                    +----------+           |
+//!  | Recovering | -------------------+                    | HalfOpen | ----------+
+//!  +------------+ <------------ 3 probes succeed -------- +----------+
+//!
+//!  From any state, through the handle: force_open -> ForcedOpen,
+//!  force_closed -> Disabled, reset -> Closed.
 //! ```
 //!
 //! - **Closed**: calls go through. A failure, as the shared [classifier](crate::classify) sees
 //!   it (500, 502, 503, 504, a timeout, a transport error; never a 4xx, 429 included), counts;
 //!   a success resets the consecutive count. After 5 consecutive failures the circuit opens.
-//!   The closed path is a few atomic loads and adds: no lock, no allocation.
+//!   The closed path is a few atomic loads and uncontended adds: no lock, no allocation, no
+//!   boxing.
 //! - **Open**: for 30 s every call fails fast with [`CircuitOpen`], which says how long until
 //!   the next probe; the inner service is neither polled nor called.
 //! - **HalfOpen**: the first call after the open duration is a probe; at most 3 probes are in
@@ -68,7 +73,8 @@
 //!
 //! A customised one: trip on a 50% failure rate over the last 100 calls (once 20 are in),
 //! count calls slower than 2 s as failures, stay open 10 s doubling up to 2 min while probes
-//! fail, one breaker per upstream host, and a metric on each state change:
+//! fail, probe one call at a time and close after two good ones, ramp up over 30 s, keep one
+//! breaker per upstream host (at most 256 hosts), and report each state change:
 //!
 //! ```
 //! use std::time::Duration;
