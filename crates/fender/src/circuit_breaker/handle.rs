@@ -99,7 +99,7 @@ where
 
     /// How many keys have a breaker now (never more than the layer's `max_keys`).
     pub fn len(&self) -> usize {
-        self.map.snapshot().len()
+        self.map.len()
     }
 
     /// Whether no key has a breaker yet.

@@ -139,6 +139,13 @@ where
         entries.get(key).map(|b| b.breaker().clone())
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<(K, Arc<Breaker>)> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries

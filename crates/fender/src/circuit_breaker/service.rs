@@ -39,13 +39,24 @@ use crate::classify::Classify;
 ///
 /// Clones share the breaker (or the map of breakers per key); each clone has its own inner
 /// service clone.
-#[derive(Clone)]
 pub struct CircuitBreaker<S, C, M = Single> {
     inner: S,
     classifier: C,
     mode: M,
     /// Set by `poll_ready` when it skipped the inner service because the call will be refused.
     refused: Option<CircuitOpen>,
+}
+
+/// A clone is not ready: like the inner service's clone, it must be polled ready before it is
+/// called.
+impl<S: Clone, C: Clone, M: Clone> Clone for CircuitBreaker<S, C, M> {
+    fn clone(&self) -> Self {
+        CircuitBreaker::new(
+            self.inner.clone(),
+            self.classifier.clone(),
+            self.mode.clone(),
+        )
+    }
 }
 
 impl<S: fmt::Debug, C: fmt::Debug, M: fmt::Debug> fmt::Debug for CircuitBreaker<S, C, M> {

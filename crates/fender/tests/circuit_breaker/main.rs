@@ -662,3 +662,26 @@ fn zero_probes_is_rejected_where_it_is_set() {
 fn a_minimum_above_the_window_is_rejected() {
     let _ = FailureRate::count(10).min_calls(11);
 }
+
+#[tokio::test(start_paused = true)]
+async fn services_held_ready_do_not_sit_on_probe_slots() {
+    let layer = CircuitBreakerLayer::new().no_ramp();
+    let handle = layer.handle();
+    let svc = layer.layer(Echo::default());
+    trip(&svc).await;
+    advance(Duration::from_secs(30)).await;
+    // Ten clones made ready and kept, as a balancer or a buffer would.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let mut one = svc.clone();
+        one.ready().await.unwrap();
+        held.push(one);
+    }
+    for _ in 0..3 {
+        send(&svc, ok()).await.unwrap();
+    }
+    assert_eq!(handle.state(), State::Closed);
+    // A ready clone is still usable afterwards.
+    let res = held[0].call(req(ok())).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
