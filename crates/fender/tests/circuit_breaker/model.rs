@@ -331,10 +331,9 @@ mod overlapping {
         }
 
         fn drop_call(&mut self, t: Ticket) {
-            if let Model::HalfOpen { in_flight, .. } = &mut self.state {
-                if t.probe && t.epoch == self.epoch {
-                    *in_flight -= 1;
-                }
+            let current = t.probe && t.epoch == self.epoch;
+            if let (Model::HalfOpen { in_flight, .. }, true) = (&mut self.state, current) {
+                *in_flight -= 1;
             }
         }
     }
