@@ -19,18 +19,22 @@ use crate::classify::Classify;
 ///
 /// # Readiness
 ///
-/// With one breaker, `poll_ready` first asks the breaker whether a call made now would surely be
-/// refused (open before the next probe, forced open, or every probe slot taken). If so it
-/// returns `Ready(Ok(()))` at once without polling the inner service, so nothing of the inner
-/// service (a connection, a concurrency permit) is reserved for a call that will fail fast, and
-/// the following `call` returns [`CircuitOpen`] without touching the inner service. Otherwise it
-/// forwards to the inner service's `poll_ready`. `poll_ready` never fails because the circuit is
-/// open.
+/// With one breaker, `poll_ready` first asks the breaker whether the next call will be refused:
+/// the circuit is open before its next probe, forced open, half-open with every probe slot
+/// taken, or recovering and the ramp does not admit this call (the ramp's draw is made here).
+/// If so it returns `Ready(Ok(()))` at once without polling the inner service, so nothing of
+/// the inner service (a connection, a concurrency permit) is reserved for a call that will fail
+/// fast, and the following `call` returns [`CircuitOpen`] without touching the inner service.
+/// Otherwise it forwards to the inner service's `poll_ready`. `poll_ready` never fails because
+/// the circuit is open.
 ///
-/// The admission itself (taking a probe slot, the ramp's share) is decided in `call`, not in
-/// `poll_ready`: a service held ready for a long time (by a balancer or a buffer) must not sit on
-/// a probe slot. When `call` refuses after the inner service was made ready, the inner service
-/// stays ready for the next call, as with tower's `LoadShed`.
+/// A half-open probe slot is taken in `call`, not in `poll_ready` (unlike tower's
+/// `ConcurrencyLimit`, which reserves its permit in `poll_ready`): a service held ready for a
+/// long time, by a balancer or a buffer, must not sit on one of the few probe slots and keep
+/// the breaker half-open. So when the last free slot is taken by another task between
+/// `poll_ready` and `call`, `call` refuses after the inner service was made ready; the inner
+/// service then stays ready for the next call, as with tower's `LoadShed`. `call` also checks
+/// the state again, so a call made ready just before the circuit opened is refused.
 ///
 /// With one breaker per key the key is only known in `call`, so `poll_ready` always forwards to
 /// the inner service, which all keys share.
@@ -45,6 +49,8 @@ pub struct CircuitBreaker<S, C, M = Single> {
     mode: M,
     /// Set by `poll_ready` when it skipped the inner service because the call will be refused.
     refused: Option<CircuitOpen>,
+    /// Set by `poll_ready` when a recovering circuit's ramp admitted the next call.
+    ramp_pass: bool,
 }
 
 /// A clone is not ready: like the inner service's clone, it must be polled ready before it is
@@ -76,6 +82,7 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
             classifier,
             mode,
             refused: None,
+            ramp_pass: false,
         }
     }
 
@@ -118,10 +125,11 @@ where
 
 fn admit<F, C: Clone>(
     breaker: std::sync::Arc<Shard>,
+    ramp_pass: bool,
     classifier: &C,
     call: impl FnOnce() -> F,
 ) -> ResponseFuture<F, C> {
-    match breaker.admit() {
+    match breaker.admit(ramp_pass) {
         Ok(ticket) => ResponseFuture::admitted(call(), breaker, ticket, classifier.clone()),
         Err(open) => ResponseFuture::refused(open),
     }
@@ -138,12 +146,18 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if let Some(open) = self.mode.breaker.peek() {
-            self.refused = Some(open);
-            return Poll::Ready(Ok(()));
+        match self.mode.breaker.prepare(self.ramp_pass) {
+            Err(open) => {
+                self.refused = Some(open);
+                self.ramp_pass = false;
+                Poll::Ready(Ok(()))
+            }
+            Ok(ramp_pass) => {
+                self.refused = None;
+                self.ramp_pass = ramp_pass;
+                self.inner.poll_ready(cx).map_err(Into::into)
+            }
         }
-        self.refused = None;
-        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
@@ -152,8 +166,11 @@ where
             breaker.count_rejection();
             return ResponseFuture::refused(open);
         }
+        let ramp_pass = std::mem::take(&mut self.ramp_pass);
         let inner = &mut self.inner;
-        admit(breaker.local(), &self.classifier, || inner.call(req))
+        admit(breaker.local(), ramp_pass, &self.classifier, || {
+            inner.call(req)
+        })
     }
 }
 
@@ -176,6 +193,6 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = self.mode.map.breaker(self.mode.key_fn.key(&req));
         let inner = &mut self.inner;
-        admit(breaker, &self.classifier, || inner.call(req))
+        admit(breaker, false, &self.classifier, || inner.call(req))
     }
 }

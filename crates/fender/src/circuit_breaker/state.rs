@@ -382,42 +382,76 @@ impl Breaker {
         self.counters.stripe().rejections.fetch_add(1, Relaxed);
     }
 
-    /// Whether a call made now would certainly be refused, without reserving anything: an open
-    /// circuit before its next probe, a forced-open one, or a half-open one with every probe
-    /// slot taken. Used by `poll_ready` to avoid reserving capacity of the inner service.
-    pub(crate) fn peek(&self) -> Option<CircuitOpen> {
+    /// Decides, before the inner service is polled, whether the next call will be refused:
+    /// an open circuit before its next probe, a forced-open one, a half-open one with every probe
+    /// slot taken, or a recovering one whose ramp does not admit this call. `Ok(true)` means the
+    /// ramp admitted it (pass that to [`admit`](Self::admit)). Nothing is reserved: probe slots
+    /// are only taken by `admit`.
+    pub(crate) fn prepare(&self, ramp_pass: bool) -> Result<bool, CircuitOpen> {
         let w = self.word.0.load(Acquire);
         match kind(w) {
             OPEN => {
                 let now = Instant::now();
                 match self.mark_of(epoch(w)) {
-                    None => Some(CircuitOpen::new(Reason::Open, self.config.open_duration)),
+                    None => Err(CircuitOpen::new(Reason::Open, self.config.open_duration)),
                     Some(until) => {
                         let until = self.instant_of(until);
-                        (now < until).then(|| CircuitOpen::new(Reason::Open, until - now))
+                        if now < until {
+                            Err(CircuitOpen::new(Reason::Open, until - now))
+                        } else {
+                            Ok(false)
+                        }
                     }
                 }
             }
-            HALF_OPEN => ((payload(w) >> HALF_SHIFT) >= u64::from(self.config.probes))
-                .then(|| CircuitOpen::new(Reason::HalfOpenFull, HINT)),
-            FORCED_OPEN => Some(CircuitOpen::new(
+            HALF_OPEN if (payload(w) >> HALF_SHIFT) >= u64::from(self.config.probes) => {
+                Err(CircuitOpen::new(Reason::HalfOpenFull, HINT))
+            }
+            FORCED_OPEN => Err(CircuitOpen::new(
                 Reason::ForcedOpen,
                 self.config.open_duration,
             )),
-            _ => None,
+            RECOVERING if !ramp_pass => match self.ramp_share(epoch(w)) {
+                Some(share) => self.draw(share).map(|()| true),
+                None => Ok(false),
+            },
+            _ => Ok(ramp_pass),
         }
     }
 
-    /// Decides whether a call may go through now. A refusal is counted.
-    pub(crate) fn admit(&self) -> Result<Ticket, CircuitOpen> {
-        let result = self.try_admit();
+    /// The share the ramp of epoch `e` admits now, or `None` once the ramp is over.
+    fn ramp_share(&self, e: u64) -> Option<f64> {
+        let ramp = self.config.ramp?;
+        let elapsed = match self.mark_of(e) {
+            Some(start) => self.ms(Instant::now()).saturating_sub(start),
+            None => 0,
+        };
+        let window = ramp.window.as_millis() as u64;
+        (elapsed < window)
+            .then(|| ramp.start_share + (1.0 - ramp.start_share) * elapsed as f64 / window as f64)
+    }
+
+    /// One ramp admission: the next point of the sequence against the share.
+    fn draw(&self, share: f64) -> Result<(), CircuitOpen> {
+        let k = self.ramp_seq.fetch_add(1, Relaxed);
+        if admitted(k, share) {
+            Ok(())
+        } else {
+            Err(CircuitOpen::new(Reason::Ramp, HINT))
+        }
+    }
+
+    /// Decides whether a call may go through now; `ramp_pass` says the ramp already admitted
+    /// it in [`prepare`](Self::prepare). A refusal is counted.
+    pub(crate) fn admit(&self, ramp_pass: bool) -> Result<Ticket, CircuitOpen> {
+        let result = self.try_admit(ramp_pass);
         if result.is_err() {
             self.count_rejection();
         }
         result
     }
 
-    fn try_admit(&self) -> Result<Ticket, CircuitOpen> {
+    fn try_admit(&self, ramp_pass: bool) -> Result<Ticket, CircuitOpen> {
         let mut w = self.word.0.load(Acquire);
         loop {
             let e = epoch(w);
@@ -445,35 +479,21 @@ impl Breaker {
                         epoch: e,
                         kind: TicketKind::Closed,
                     };
-                    let Some(ramp) = self.config.ramp else {
-                        return Ok(ticket);
-                    };
-                    let now = Instant::now();
-                    let elapsed = match self.mark_of(e) {
-                        Some(start) => self.ms(now).saturating_sub(start),
-                        None => 0,
-                    };
-                    let window = ramp.window.as_millis() as u64;
-                    if elapsed >= window {
-                        let closed = word(CLOSED, e, payload(w));
-                        match self.word.0.compare_exchange(w, closed, AcqRel, Acquire) {
-                            Ok(_) => self.emit(State::Recovering, State::Closed),
-                            // Someone else moved it: decide again on the new word.
-                            Err(actual) => {
-                                w = actual;
-                                continue;
+                    match self.ramp_share(e) {
+                        Some(_) if ramp_pass => return Ok(ticket),
+                        Some(share) => return self.draw(share).map(|()| ticket),
+                        None => {
+                            let closed = word(CLOSED, e, payload(w));
+                            match self.word.0.compare_exchange(w, closed, AcqRel, Acquire) {
+                                Ok(_) => {
+                                    self.emit(State::Recovering, State::Closed);
+                                    return Ok(ticket);
+                                }
+                                // Someone else moved it: decide again on the new word.
+                                Err(actual) => w = actual,
                             }
                         }
-                        return Ok(ticket);
                     }
-                    let share = ramp.start_share
-                        + (1.0 - ramp.start_share) * elapsed as f64 / window as f64;
-                    let k = self.ramp_seq.fetch_add(1, Relaxed);
-                    return if admitted(k, share) {
-                        Ok(ticket)
-                    } else {
-                        Err(CircuitOpen::new(Reason::Ramp, HINT))
-                    };
                 }
                 OPEN => {
                     let now = Instant::now();

@@ -685,3 +685,24 @@ async fn services_held_ready_do_not_sit_on_probe_slots() {
     let res = held[0].call(req(ok())).await.unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test(start_paused = true)]
+async fn calls_the_ramp_refuses_never_poll_the_inner_service() {
+    let layer = CircuitBreakerLayer::new();
+    let handle = layer.handle();
+    let counting = Counting::new(Echo::default());
+    let (polls, calls) = (counting.polls.clone(), counting.calls.clone());
+    let svc = layer.layer(counting);
+    close_into_ramp(&svc).await;
+    assert_eq!(handle.state(), State::Recovering);
+    let (polls_before, calls_before) = (polls.load(SEQ), calls.load(SEQ));
+    let mut refused = 0;
+    for _ in 0..1_000 {
+        if send(&svc, ok()).await.is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused > 850, "{refused}");
+    assert_eq!(polls.load(SEQ) - polls_before, 1_000 - refused);
+    assert_eq!(calls.load(SEQ) - calls_before, 1_000 - refused);
+}
