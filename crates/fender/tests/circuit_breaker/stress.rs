@@ -80,9 +80,14 @@ async fn a_thousand_tasks_at_once_admit_exactly_three_probes_and_counters_add_up
         })
         .collect();
     // All but the admitted probes fail fast; wait until they have.
-    while tasks.iter().filter(|t| t.is_finished()).count() < TASKS - 3 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let settled = async {
+        while tasks.iter().filter(|t| t.is_finished()).count() < TASKS - 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), settled)
+        .await
+        .expect("all but the probes fail fast");
     assert_eq!(calls.load(Ordering::SeqCst) - calls_before, 3);
     assert_eq!(handle.state(), State::HalfOpen);
 
