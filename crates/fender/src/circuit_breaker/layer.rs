@@ -20,8 +20,9 @@ use crate::classify::{Classify, ContractClassifier};
 /// failures, stays open 30 s, then admits 3 probes at a time, closes after 3 successful probes,
 /// and ramps the admitted share of traffic from 10% to 100% over 10 s.
 ///
-/// Every service the layer makes, and every clone of those, shares one breaker (or one map of
-/// breakers per key); [`handle`](Self::handle) reads and steers it. The breaker's state is made
+/// Every service the layer (or a clone of the layer) makes, and every clone of those, shares one
+/// breaker (or one map of breakers per key); [`handle`](Self::handle) reads and steers it. For
+/// independent breakers, build one layer per upstream. The breaker's state is made
 /// by the builder methods that configure it, so take the handle after configuring. The methods
 /// that configure the breaker come before [`per_host`](Self::per_host) or
 /// [`key_fn`](Self::key_fn), which switch to one breaker per key.
