@@ -57,7 +57,7 @@ impl<F, C> ResponseFuture<F, C> {
     }
 
     pub(crate) fn admitted(future: F, breaker: Arc<Shard>, ticket: Ticket, classifier: C) -> Self {
-        let started = breaker.config.slow_call.map(|_| Instant::now());
+        let started = breaker.slow_call.map(|_| Instant::now());
         ResponseFuture {
             kind: Kind::Called {
                 future,
@@ -109,9 +109,7 @@ where
                     Err(err) => Outcome::Error(&**err),
                 };
                 let mut failure = guard.classifier.classify(outcome).is_failure();
-                if let (Some(started), Some(threshold)) =
-                    (guard.started, guard.breaker.config.slow_call)
-                {
+                if let (Some(started), Some(threshold)) = (guard.started, guard.breaker.slow_call) {
                     failure |= started.elapsed() >= threshold;
                 }
                 if !guard.done {

@@ -234,15 +234,26 @@ pub(crate) struct Shared {
     shards: [Arc<Shard>; STRIPES],
 }
 
-/// One stripe's reference to a breaker.
+/// One stripe's reference to a breaker, with what a completing call needs at hand.
 #[repr(align(128))]
-pub(crate) struct Shard(Arc<Breaker>);
+pub(crate) struct Shard {
+    breaker: Arc<Breaker>,
+    stripe: usize,
+    pub(crate) slow_call: Option<Duration>,
+}
 
 impl std::ops::Deref for Shard {
     type Target = Breaker;
 
     fn deref(&self) -> &Breaker {
-        &self.0
+        &self.breaker
+    }
+}
+
+impl Shard {
+    /// Records the outcome of an admitted call, counting it on this shard's stripe.
+    pub(crate) fn record(&self, ticket: Ticket, failure: bool) {
+        self.breaker.record_at(self.stripe, ticket, failure);
     }
 }
 
@@ -264,7 +275,13 @@ impl Shared {
     pub(crate) fn new(breaker: Breaker) -> Self {
         let breaker = Arc::new(breaker);
         Shared {
-            shards: std::array::from_fn(|_| Arc::new(Shard(breaker.clone()))),
+            shards: std::array::from_fn(|stripe| {
+                Arc::new(Shard {
+                    breaker: breaker.clone(),
+                    stripe,
+                    slow_call: breaker.config.slow_call,
+                })
+            }),
             breaker,
         }
     }
@@ -537,9 +554,9 @@ impl Breaker {
         }
     }
 
-    /// Records the outcome of an admitted call.
-    pub(crate) fn record(&self, ticket: Ticket, failure: bool) {
-        let stripe = self.counters.stripe();
+    /// Records the outcome of an admitted call, counting it on stripe `stripe`.
+    fn record_at(&self, stripe: usize, ticket: Ticket, failure: bool) {
+        let stripe = &self.counters.stripes[stripe].0;
         if failure {
             stripe.failures.fetch_add(1, Relaxed);
         } else {
