@@ -12,7 +12,7 @@ use super::handle::{CircuitBreakerHandle, KeyedHandle};
 use super::keyed::{KeyFn, Keyed, Single};
 use super::state::Shard;
 use crate::BoxError;
-use crate::classify::Classify;
+use crate::classify::{Classify, ContractClassifier};
 
 /// A service behind a circuit breaker; made by
 /// [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
@@ -43,7 +43,7 @@ use crate::classify::Classify;
 ///
 /// Clones share the breaker (or the map of breakers per key); each clone has its own inner
 /// service clone.
-pub struct CircuitBreaker<S, C, M = Single> {
+pub struct CircuitBreaker<S, C = ContractClassifier, M = Single> {
     inner: S,
     classifier: C,
     mode: M,
