@@ -706,3 +706,45 @@ async fn calls_the_ramp_refuses_never_poll_the_inner_service() {
     assert_eq!(polls.load(SEQ) - polls_before, 1_000 - refused);
     assert_eq!(calls.load(SEQ) - calls_before, 1_000 - refused);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_emits_a_tracing_event() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let layer = CircuitBreakerLayer::new().no_ramp();
+    let svc = layer.layer(Echo::default());
+    trip(&svc).await;
+    advance(Duration::from_secs(30)).await;
+    for _ in 0..3 {
+        send(&svc, ok()).await.unwrap();
+    }
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("circuit breaker state change"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("to=\"open\""),
+        "{log}"
+    );
+    assert!(lines[1].contains("from=\"open\"") && lines[1].contains("to=\"half-open\""));
+    assert!(lines[2].contains("to=\"closed\""), "{log}");
+}
