@@ -118,7 +118,7 @@ pub use body::TestBody;
 pub use fault::{Fault, FaultFuture, FaultLayer, InjectedError};
 pub use plan::{PhasedPlan, Plan, RandomPlan};
 pub use reply::{IntoStatusCode, Reply};
-pub use server::{TestServer, refused_addr};
+pub use server::{ResetConnection, ServiceServer, TestServer, refused_addr, serve_service};
 pub use upstream::{Received, ResponseFuture, Upstream, UpstreamService};
 
 /// The error type of the services in this crate.

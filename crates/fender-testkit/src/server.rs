@@ -65,23 +65,92 @@ const GRACE: Duration = Duration::from_secs(1);
 /// (`tokio::time`), hanging ones are closed at once, and then every task the server started is
 /// gone. [`shutdown`](TestServer::shutdown) does the same and waits for it.
 pub struct TestServer {
-    addr: SocketAddr,
+    server: ServiceServer,
     upstream: Upstream,
-    stop: Option<watch::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
     pub(crate) async fn start(upstream: Upstream) -> TestServer {
+        let plan = upstream.clone();
+        let server = ServiceServer::start(move |state| ConnService {
+            upstream: plan.clone(),
+            state,
+        })
+        .await;
+        TestServer { server, upstream }
+    }
+
+    /// The address it listens on: `127.0.0.1` and its own port.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path_and_query` (which should start with `/`).
+    ///
+    /// # Panics
+    ///
+    /// When the result is not a valid URI.
+    pub fn url(&self, path_and_query: &str) -> Uri {
+        self.server.url(path_and_query)
+    }
+
+    /// The upstream it serves (the same plan and record).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// A copy of the record: [`Upstream::received`].
+    pub fn received(&self) -> Vec<Received> {
+        self.upstream.received()
+    }
+
+    /// How many requests it received: [`Upstream::count`].
+    pub fn count(&self) -> usize {
+        self.upstream.count()
+    }
+
+    /// Shuts down as a drop does, and waits until every task it started is gone.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr())
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Your own service on a real socket, from [`serve_service`]; shuts down when dropped, as a
+/// [`TestServer`] does.
+pub struct ServiceServer {
+    addr: SocketAddr,
+    stop: Option<watch::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServiceServer {
+    async fn start<M, S, B>(make_service: M) -> ServiceServer
+    where
+        M: Fn(Arc<ConnState>) -> S + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind a listener on 127.0.0.1");
         let addr = listener.local_addr().expect("the listener's address");
         let (stop, stopped) = watch::channel(());
-        let task = tokio::spawn(accept_loop(listener, upstream.clone(), stopped));
-        TestServer {
+        let task = tokio::spawn(accept_loop(listener, make_service, stopped));
+        ServiceServer {
             addr,
-            upstream,
             stop: Some(stop),
             task: Some(task),
         }
@@ -103,21 +172,6 @@ impl TestServer {
             .expect("a valid URI")
     }
 
-    /// The upstream it serves (the same plan and record).
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
-    }
-
-    /// A copy of the record: [`Upstream::received`].
-    pub fn received(&self) -> Vec<Received> {
-        self.upstream.received()
-    }
-
-    /// How many requests it received: [`Upstream::count`].
-    pub fn count(&self) -> usize {
-        self.upstream.count()
-    }
-
     /// Shuts down as a drop does, and waits until every task it started is gone.
     pub async fn shutdown(mut self) {
         self.stop.take();
@@ -127,23 +181,121 @@ impl TestServer {
     }
 }
 
-impl fmt::Debug for TestServer {
+impl fmt::Debug for ServiceServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestServer")
+        f.debug_struct("ServiceServer")
             .field("addr", &self.addr)
-            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for TestServer {
+impl Drop for ServiceServer {
     fn drop(&mut self) {
         // Dropping the sender tells the accept loop and every connection to stop.
         self.stop.take();
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: Upstream, mut stopped: watch::Receiver<()>) {
+/// Serves your own `tower::Service` over HTTP/1.1 and HTTP/2 on `127.0.0.1:0`, with a real
+/// connection reset at hand: every request carries a [`ResetConnection`] in its extensions.
+///
+/// Use it to put a real application (an axum router behind your middleware, say) on a socket
+/// and still make it misbehave the way only a socket can. It shuts down like a [`TestServer`].
+///
+/// ```
+/// use fender_testkit::{ResetConnection, serve_service};
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+///     if req.uri().path() == "/crash" {
+///         req.extensions().get::<ResetConnection>().unwrap().reset();
+///     }
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::<bytes::Bytes>::from("fine")))
+/// });
+/// let server = serve_service(app).await;
+/// let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+///
+/// let fine = client.get(server.url("/")).await.unwrap();
+/// assert_eq!(fine.status(), 200);
+/// let crashed = client.get(server.url("/crash")).await;
+/// assert!(crashed.is_err()); // the connection was reset
+/// # }
+/// ```
+pub async fn serve_service<S, B>(service: S) -> ServiceServer
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    ServiceServer::start(move |state| {
+        let handle = ResetConnection {
+            state: state.clone(),
+        };
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(handle.clone());
+                request
+            })
+            .map_future(move |future: S::Future| {
+                let state = state.clone();
+                async move {
+                    let response = future.await;
+                    // A reset connection sends nothing: hold the response back until the
+                    // connection is dropped.
+                    if state.resetting.load(Ordering::Acquire) {
+                        std::future::pending::<()>().await;
+                    }
+                    response
+                }
+            })
+            .service(service.clone());
+        hyper_util::service::TowerToHyperService::new(service)
+    })
+    .await
+}
+
+/// Resets the TCP connection a request arrived on; in the extensions of every request that
+/// [`serve_service`] serves.
+#[derive(Clone)]
+pub struct ResetConnection {
+    state: Arc<ConnState>,
+}
+
+impl ResetConnection {
+    /// Drops the connection with a TCP reset (`SO_LINGER` 0): the client sees a connection
+    /// reset, and whatever the handler answers is never sent.
+    pub fn reset(&self) {
+        self.state.resetting.store(true, Ordering::Release);
+        self.state.reset.notify_one();
+    }
+}
+
+impl fmt::Debug for ResetConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetConnection").finish_non_exhaustive()
+    }
+}
+
+async fn accept_loop<M, S, B>(
+    listener: TcpListener,
+    make_service: M,
+    mut stopped: watch::Receiver<()>,
+) where
+    M: Fn(Arc<ConnState>) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     // Tasks hyper spawns (HTTP/2 streams) end when this sender is dropped, that is when this
     // task ends or is cancelled.
     let (_alive, alive) = watch::channel(());
@@ -155,9 +307,11 @@ async fn accept_loop(listener: TcpListener, upstream: Upstream, mut stopped: wat
                 match accepted {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
+                        let state = Arc::new(ConnState::default());
                         connections.spawn(serve_connection(
                             stream,
-                            upstream.clone(),
+                            make_service(state.clone()),
+                            state,
                             executor.clone(),
                             stopped.clone(),
                         ));
@@ -175,21 +329,24 @@ async fn accept_loop(listener: TcpListener, upstream: Upstream, mut stopped: wat
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(
+async fn serve_connection<S, B>(
     stream: TcpStream,
-    upstream: Upstream,
+    service: S,
+    state: Arc<ConnState>,
     executor: ServerExecutor,
     mut stopped: watch::Receiver<()>,
-) {
-    let state = Arc::new(ConnState::default());
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let io = TokioIo::new(ConnIo {
         stream,
         state: state.clone(),
     });
-    let service = ConnService {
-        upstream,
-        state: state.clone(),
-    };
     let builder = auto::Builder::new(executor);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
@@ -211,7 +368,7 @@ async fn serve_connection(
 }
 
 #[derive(Default)]
-struct ConnState {
+pub(crate) struct ConnState {
     /// Set before the connection is dropped to reset it.
     resetting: AtomicBool,
     reset: Notify,

@@ -242,6 +242,10 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Class> {
     if e.is::<tower::load_shed::error::Overloaded>() {
         return Some(Class::Rejected);
     }
+    #[cfg(feature = "circuit-breaker")]
+    if e.is::<crate::circuit_breaker::CircuitOpen>() {
+        return Some(Class::Rejected);
+    }
     if let Some(io) = e.downcast_ref::<io::Error>() {
         return Some(classify_io(io.kind()));
     }

@@ -540,6 +540,10 @@ fn known_error(e: &(dyn StdError + 'static)) -> Option<ApiError> {
             ApiError::timeout(default_message(&ErrorCode::Timeout)).with_class(Class::Timeout),
         );
     }
+    #[cfg(feature = "circuit-breaker")]
+    if let Some(open) = e.downcast_ref::<crate::circuit_breaker::CircuitOpen>() {
+        return Some(ApiError::from(open));
+    }
     if e.is::<tower::load_shed::error::Overloaded>() {
         return Some(
             ApiError::service_unavailable("the service is overloaded")

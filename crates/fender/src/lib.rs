@@ -12,6 +12,8 @@
 //! succeeded, what failed and what may be retried.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "circuit-breaker")]
+pub mod circuit_breaker;
 pub mod classify;
 pub mod code;
 pub mod error;
@@ -23,6 +25,8 @@ pub mod retry_after;
 #[cfg(feature = "envelope")]
 pub mod envelope;
 
+#[cfg(feature = "circuit-breaker")]
+pub use circuit_breaker::CircuitBreakerLayer;
 pub use code::ErrorCode;
 pub use error::ApiError;
 #[cfg(feature = "retry")]

@@ -240,3 +240,35 @@ async fn http2_with_prior_knowledge_is_served_too() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn serve_service_serves_your_service_and_resets_on_request() {
+    let app = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path() == "/crash" {
+            req.extensions()
+                .get::<fender_testkit::ResetConnection>()
+                .expect("every request carries the handle")
+                .reset();
+        }
+        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+            bytes::Bytes::from_static(b"served"),
+        )))
+    });
+    let server = fender_testkit::serve_service(app).await;
+    let client = client();
+
+    let fine = client.get(server.url("/")).await.unwrap();
+    assert_eq!(fine.status(), 200);
+    let body = fine.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "served");
+
+    let err = client.get(server.url("/crash")).await.unwrap_err();
+    assert_eq!(
+        io_error_kind(&err),
+        Some(io::ErrorKind::ConnectionReset),
+        "{err:?}"
+    );
+    // Other connections are unaffected.
+    assert_eq!(client.get(server.url("/")).await.unwrap().status(), 200);
+    server.shutdown().await;
+}

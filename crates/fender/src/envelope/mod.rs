@@ -41,10 +41,12 @@
 //!    without buffering.
 //!
 //! ```
+//! # #[cfg(feature = "axum")] {
 //! use axum::{Router, routing::get};
 //! use fender::envelope::ErrorEnvelopeLayer;
 //! use fender::ApiError;
 //!
+//! // With the `axum` feature, handlers can return `Result<T, ApiError>`.
 //! async fn user() -> Result<String, ApiError> {
 //!     Err(ApiError::not_found("user 42 does not exist"))
 //! }
@@ -53,6 +55,7 @@
 //!     .route("/users/42", get(user))
 //!     .layer(ErrorEnvelopeLayer::new());
 //! # let _ = app;
+//! # }
 //! ```
 //!
 //! Behind the layer, `GET /users/42` answers:

@@ -903,3 +903,29 @@ async fn each_retry_emits_one_event_with_attempt_delay_reason_method_and_uri() {
         assert_eq!(field("uri"), "http://up/things?id=3");
     }
 }
+
+#[cfg(feature = "circuit-breaker")]
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_an_open_circuit_and_its_fast_fail_is_returned() {
+    use fender::circuit_breaker::{CircuitBreakerLayer, CircuitOpen};
+    let script = Script::always(Reply::status(503));
+    // Retry outside the breaker: every attempt passes the breaker.
+    let client = exact().layer(
+        CircuitBreakerLayer::new()
+            .consecutive_failures(2)
+            .no_ramp()
+            .layer(script.clone()),
+    );
+    let start = Instant::now();
+    let err = client.clone().oneshot(get("http://up/")).await.unwrap_err();
+    // Two 503s open the circuit; the third attempt fails fast and is not retried.
+    assert!(err.is::<CircuitOpen>(), "{err}");
+    assert_eq!(script.count(), 2);
+    assert_eq!(start.elapsed(), secs(3));
+
+    let start = Instant::now();
+    let err = client.oneshot(get("http://up/")).await.unwrap_err();
+    assert!(err.is::<CircuitOpen>());
+    assert_eq!(script.count(), 2);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}

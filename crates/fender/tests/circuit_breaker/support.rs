@@ -1,0 +1,129 @@
+//! Shared helpers: an upstream that answers what each request asks for, and a wrapper that
+//! counts how often the inner service is polled and called.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use fender::BoxError;
+use http::{Request, Response, StatusCode};
+use tower::{Service, ServiceExt};
+
+/// What the upstream should do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply {
+    Status(u16),
+    /// The connection is reset: an io error.
+    Reset,
+    /// Answers the status after a delay.
+    Slow(u64, u16),
+    /// Never answers.
+    Hang,
+}
+
+pub(crate) fn req(reply: Reply) -> Request<Reply> {
+    Request::new(reply)
+}
+
+pub(crate) fn host_req(host: &str, reply: Reply) -> Request<Reply> {
+    let mut req = Request::new(reply);
+    *req.uri_mut() = format!("http://{host}/").parse().unwrap();
+    req
+}
+
+/// An upstream that answers each request as its body says, and counts its calls.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Echo {
+    pub(crate) calls: Arc<AtomicUsize>,
+}
+
+impl Echo {
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Service<Request<Reply>> for Echo {
+    type Response = Response<()>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<()>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Reply>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let reply = *req.body();
+        Box::pin(async move {
+            match reply {
+                Reply::Status(s) => Ok(status(s)),
+                Reply::Reset => {
+                    Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into())
+                }
+                Reply::Slow(ms, s) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(status(s))
+                }
+                Reply::Hang => std::future::pending().await,
+            }
+        })
+    }
+}
+
+pub(crate) fn status(s: u16) -> Response<()> {
+    let mut res = Response::new(());
+    *res.status_mut() = StatusCode::from_u16(s).unwrap();
+    res
+}
+
+/// Counts `poll_ready` and `call` on the wrapped service.
+#[derive(Debug, Clone)]
+pub(crate) struct Counting<S> {
+    pub(crate) inner: S,
+    pub(crate) polls: Arc<AtomicUsize>,
+    pub(crate) calls: Arc<AtomicUsize>,
+}
+
+impl<S> Counting<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Counting {
+            inner,
+            polls: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+}
+
+impl<S: Service<R>, R> Service<R> for Counting<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> S::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.call(req)
+    }
+}
+
+/// One call through a clone of `svc`.
+pub(crate) async fn send<S>(svc: &S, reply: Reply) -> Result<Response<()>, BoxError>
+where
+    S: Service<Request<Reply>, Response = Response<()>, Error = BoxError> + Clone,
+{
+    svc.clone().oneshot(req(reply)).await
+}
+
+/// The `CircuitOpen` inside an error, panicking with the error if it is something else.
+pub(crate) fn open_of(err: &BoxError) -> fender::circuit_breaker::CircuitOpen {
+    *err.downcast_ref::<fender::circuit_breaker::CircuitOpen>()
+        .unwrap_or_else(|| panic!("expected CircuitOpen, got {err}"))
+}
