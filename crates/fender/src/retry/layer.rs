@@ -162,7 +162,8 @@ impl<C> RetryLayer<C> {
 
     /// A time limit for each attempt (default none). An attempt that takes longer is dropped
     /// and counts as a [`Class::Timeout`](crate::classify::Class::Timeout) failure (a
-    /// [`tower::timeout::error::Elapsed`] error), which is retried.
+    /// [`tower::timeout::error::Elapsed`] error), which is retried. The timer is allocated
+    /// once per request that has one.
     ///
     /// # Panics
     ///

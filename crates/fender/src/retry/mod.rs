@@ -44,7 +44,9 @@
 //! [`ReplayBody`]: the first attempt streams the caller's body as it arrives and keeps a copy
 //! of up to 64 KiB ([`RetryLayer::max_replay_body`]); a retry replays exactly those bytes. A body
 //! larger than the cap is sent once, untouched, and that request is not retried (a DEBUG event
-//! says so). A body known to be empty is never buffered.
+//! says so). A body known to be empty is never buffered, and nothing is buffered when retries
+//! are off (`max_attempts(1)`). A POST or PATCH without an `Idempotency-Key` is still kept: a
+//! refused connection makes it retryable.
 //!
 //! **Budget.** Retries draw on a [`RetryBudget`] shared by every service the layer makes and
 //! all their clones: by default 20% of the requests of the last 10 s plus 10 retries per

@@ -16,6 +16,10 @@ use crate::classify::{Classify, ContractClassifier};
 /// Retries failed requests per the contract; made by [`RetryLayer`], see the
 /// [module docs](super).
 ///
+/// It takes `http::Request<B>` for any body `B` (no `Clone` needed) and hands the inner service
+/// `http::Request<ReplayBody<B>>`. Its error is a [`BoxError`]: the inner service's last error,
+/// unchanged, or a per-attempt timeout.
+///
 /// # Clone
 ///
 /// Clones share the layer's settings and its [`RetryBudget`](super::RetryBudget): retries of
