@@ -18,6 +18,8 @@ pub mod classify;
 pub mod code;
 pub mod error;
 pub mod request_id;
+#[cfg(feature = "retry")]
+pub mod retry;
 pub mod retry_after;
 
 #[cfg(feature = "envelope")]
@@ -27,6 +29,8 @@ pub mod envelope;
 pub use circuit_breaker::CircuitBreakerLayer;
 pub use code::ErrorCode;
 pub use error::ApiError;
+#[cfg(feature = "retry")]
+pub use retry::RetryLayer;
 
 /// The error type of layers that add failure modes of their own.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
