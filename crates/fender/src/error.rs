@@ -115,7 +115,7 @@ pub enum Origin {
 /// let busy = ApiError::service_unavailable("maintenance")
 ///     .with_retry_after(std::time::Duration::from_secs(30));
 /// assert!(busy.is_retryable());
-/// let response = busy.into_response();
+/// let response = busy.into_http_response();
 /// assert_eq!(response.headers()["retry-after"], "30");
 /// ```
 #[derive(Clone)]
@@ -495,7 +495,7 @@ impl ApiError {
     ///
     /// A missing request id or timestamp is filled in here; behind the envelope layer they are
     /// the request's. A clone of the error rides in the response extensions.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_http_response(self) -> Response<Full<Bytes>> {
         let (mut parts, ()) = Response::new(()).into_parts();
         let body = self.render_into(&mut parts);
         Response::from_parts(parts, Full::new(body))
@@ -613,7 +613,7 @@ impl From<ErrorCode> for ApiError {
 #[cfg(feature = "axum")]
 impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
-        ApiError::into_response(self).map(axum::body::Body::new)
+        self.into_http_response().map(axum::body::Body::new)
     }
 }
 
@@ -648,7 +648,7 @@ mod tests {
     fn rendered_envelope_has_all_five_fields_and_headers() {
         let res = ApiError::validation([("email", "must be a valid email address")])
             .with_request_id("req-1")
-            .into_response();
+            .into_http_response();
         assert_eq!(res.status(), 422);
         assert_eq!(res.headers()["content-type"], "application/json");
         assert_eq!(res.headers()["x-request-id"], "req-1");

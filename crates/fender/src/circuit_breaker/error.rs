@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(api.retry_after(), Some(Duration::from_millis(2_100)));
         assert_eq!(api.origin(), Origin::Local);
         assert!(!api.is_retryable());
-        let res = api.into_response();
+        let res = api.into_http_response();
         assert_eq!(res.headers()["retry-after"], "3");
         assert_eq!(classify_error(&open), Class::Rejected);
         let boxed: crate::BoxError = Box::new(open);

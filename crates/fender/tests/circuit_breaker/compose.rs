@@ -21,7 +21,7 @@ fn failing_upstream() -> impl tower::Service<
 > + Clone
 + Send {
     service_fn(|_req: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(ApiError::bad_gateway("upstream down").into_response())
+        Ok::<_, Infallible>(ApiError::bad_gateway("upstream down").into_http_response())
     })
 }
 

@@ -191,7 +191,7 @@ async fn the_open_error_counts_down_to_the_next_probe_and_maps_to_503() {
     assert_eq!(api.retry_after(), Some(Duration::from_millis(19_500)));
     assert_eq!(api.class(), Class::Rejected);
     assert!(!api.is_retryable());
-    let res = api.into_response();
+    let res = api.into_http_response();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "20");
 }
