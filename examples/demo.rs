@@ -1,0 +1,589 @@
+//! The whole contract in one command: a misbehaving upstream, a bare client and the fender
+//! client stack, side by side.
+//!
+//! ```sh
+//! cargo run --example demo                    # about 40 s
+//! cargo run --example demo -- --phase-secs 1  # a few seconds
+//! cargo run --example demo -- --help
+//! ```
+//!
+//! The upstream is an axum app behind `ErrorEnvelopeLayer` on 127.0.0.1. Its handler asks a
+//! `fender_testkit` plan what to do with each request, and the plan moves through five phases:
+//! healthy; flaky (20% 503, 5% connection resets); rate limited (429 with `Retry-After: 1`); a
+//! full outage (every request 503); recovery. Two clients send the same seeded workload at the
+//! same time over real TCP: a bare hyper-util client, and the fender stack (envelope decoding,
+//! retry, circuit breaker, per-attempt timeout). The tables at the end compare them.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use clap::Parser;
+use fender::circuit_breaker::{CircuitBreakerLayer, StateChange};
+use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
+use fender::error::Origin;
+use fender::retry::RetryLayer;
+use fender::{ApiError, retry_after};
+use fender_testkit::{Plan, Reply, ResetConnection, Upstream, UpstreamService, serve_service};
+use http::{HeaderValue, Method};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// Command-line settings.
+#[derive(Parser, Debug)]
+#[command(
+    about = "fender against a misbehaving upstream: a bare hyper-util client and the fender client stack, side by side"
+)]
+struct Args {
+    /// Length of a phase in seconds (the flaky phase, the outage and the recovery last 1.5x, 2x
+    /// and 1.5x as long).
+    #[arg(long, default_value_t = 5.0)]
+    phase_secs: f64,
+    /// Requests per second each client sends.
+    #[arg(long, default_value_t = 40)]
+    rate: u32,
+    /// Seed of the workload and of the upstream's faults.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Print plain lines instead of a progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// One phase of the upstream's plan.
+struct Phase {
+    name: &'static str,
+    start: Duration,
+    len: Duration,
+}
+
+fn phases(unit: Duration) -> Vec<Phase> {
+    let mut start = Duration::ZERO;
+    [
+        ("healthy", 1.0),
+        ("flaky", 1.5),
+        ("rate limited", 1.0),
+        ("outage", 2.0),
+        ("recovery", 1.5),
+    ]
+    .into_iter()
+    .map(|(name, factor)| {
+        let len = unit.mul_f64(factor);
+        let phase = Phase { name, start, len };
+        start += len;
+        phase
+    })
+    .collect()
+}
+
+fn phase_at(phases: &[Phase], elapsed: Duration) -> usize {
+    phases.iter().rposition(|p| elapsed >= p.start).unwrap_or(0)
+}
+
+/// The time-scaled settings of the fender client (the contract's defaults are 1 s backoff
+/// base and 30 s open circuits, too slow for a demo).
+struct Settings {
+    attempt_timeout: Duration,
+    base_delay: Duration,
+    max_delay: Duration,
+    open_duration: Duration,
+    ramp: Duration,
+}
+
+impl Settings {
+    fn scaled(unit: Duration) -> Settings {
+        Settings {
+            attempt_timeout: Duration::from_secs(1),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            open_duration: unit.mul_f64(0.4),
+            ramp: unit.mul_f64(0.4),
+        }
+    }
+}
+
+/// The upstream's handler: the plan decides; errors become `ApiError`s that the envelope layer
+/// renders, resets reset the TCP connection.
+async fn handler(State(backend): State<UpstreamService>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let reset = parts.extensions.get::<ResetConnection>().cloned();
+    let Ok(body) = body.collect().await else {
+        return ApiError::invalid_request("the request body could not be read").into_response();
+    };
+    let forwarded = http::Request::from_parts(parts, Full::new(body.to_bytes()));
+    match backend.oneshot(forwarded).await {
+        Ok(reply) if reply.status().is_success() => axum::Json(json!({"ok": true})).into_response(),
+        Ok(reply) => {
+            let mut err = ApiError::from_status(reply.status());
+            if let Some(delay) = retry_after::from_headers(reply.headers(), SystemTime::now()) {
+                err = err.with_retry_after(delay);
+            }
+            err.into_response()
+        }
+        Err(_) => {
+            if let Some(reset) = reset {
+                reset.reset();
+            }
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+fn upstream_plan(phases: &[Phase], seed: u64) -> Plan {
+    let healthy = || Plan::always(Reply::ok().delay(Duration::from_millis(2)));
+    Plan::phases()
+        .then(phases[0].len, healthy())
+        .then(
+            phases[1].len,
+            Plan::random(seed)
+                .with(0.20, Reply::status(503))
+                .with(0.05, Reply::reset())
+                .otherwise(Reply::ok().delay(Duration::from_millis(2))),
+        )
+        .then(
+            phases[2].len,
+            Plan::random(seed + 1)
+                .with(0.60, Reply::retry_after_secs(429, 1))
+                .otherwise(Reply::ok().delay(Duration::from_millis(2))),
+        )
+        .then(phases[3].len, Plan::always(Reply::status(503)))
+        .starting_now()
+        .finally(healthy())
+}
+
+/// What one request came to, as the application saw it.
+struct Outcome {
+    phase: usize,
+    ok: bool,
+    latency: Duration,
+    fast_fail: bool,
+    error: Option<ApiError>,
+}
+
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<Outcome>>);
+
+impl Outcomes {
+    fn push(&self, outcome: Outcome) {
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+/// The seeded workload: which request the i-th one is.
+#[derive(Clone, Copy)]
+enum Kind {
+    Get(u32),
+    PostWithKey(u32),
+    Post(u32),
+}
+
+fn request(kind: Kind, base: &str, client: &'static str, i: usize) -> http::Request<Full<Bytes>> {
+    let builder = http::Request::builder().header("x-demo-client", client);
+    match kind {
+        Kind::Get(item) => builder
+            .method(Method::GET)
+            .uri(format!("{base}/items/{item}")),
+        Kind::PostWithKey(_) => builder
+            .method(Method::POST)
+            .uri(format!("{base}/orders"))
+            .header("idempotency-key", format!("order-{i}")),
+        Kind::Post(_) => builder.method(Method::POST).uri(format!("{base}/orders")),
+    }
+    .body(Full::new(match kind {
+        Kind::Get(_) => Bytes::new(),
+        Kind::PostWithKey(qty) | Kind::Post(qty) => Bytes::from(format!("{{\"qty\":{qty}}}")),
+    }))
+    .expect("a valid request")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("demo failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !(args.phase_secs > 0.0 && args.phase_secs <= 600.0) || args.rate == 0 {
+        return Err("--phase-secs must be in (0, 600] and --rate at least 1".into());
+    }
+    let unit = Duration::from_secs_f64(args.phase_secs);
+    let phases = phases(unit);
+    let total = phases.last().map(|p| p.start + p.len).unwrap_or_default();
+    let settings = Settings::scaled(unit);
+
+    println!(
+        "fender demo: one upstream, two clients, the same seeded workload (seed {})",
+        args.seed
+    );
+    println!(
+        "  phases: {}",
+        phases
+            .iter()
+            .map(|p| format!("{} {:.1}s", p.name, p.len.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  workload: {} requests/s per client; 70% GET, 15% POST with Idempotency-Key, 15% POST without",
+        args.rate
+    );
+    println!("  fender client, time-scaled (contract defaults in brackets):");
+    println!(
+        "    retry: 3 attempts, backoff base {:?} [1s], max {:?} [30s], full jitter, Retry-After honoured up to 60s",
+        settings.base_delay, settings.max_delay
+    );
+    println!(
+        "    breaker: opens after 5 consecutive failures, open {:.1}s [30s], 3 probes, ramp {:.1}s [10s]",
+        settings.open_duration.as_secs_f64(),
+        settings.ramp.as_secs_f64()
+    );
+    println!(
+        "    per-attempt timeout {:?} (the bare client gets the same timeout per request)",
+        settings.attempt_timeout
+    );
+    println!();
+
+    // The upstream: an axum app behind the envelope layer, its handler following the plan.
+    let backend = Upstream::new(upstream_plan(&phases, args.seed));
+    let app = Router::new()
+        .fallback(handler)
+        .with_state(backend.service())
+        .layer(ErrorEnvelopeLayer::new());
+    let server = serve_service(app.into_service::<hyper::body::Incoming>()).await;
+    let base = format!("http://{}", server.addr());
+    let start = Instant::now();
+
+    // Progress and breaker transitions.
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(total.as_millis() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    let transitions = Arc::new(Mutex::new(Vec::new()));
+    let on_change = {
+        let bar = bar.clone();
+        let transitions = transitions.clone();
+        move |change: &StateChange| {
+            let at = start.elapsed();
+            let line = format!(
+                "[{:>5.1}s] circuit {} -> {}",
+                at.as_secs_f64(),
+                change.from,
+                change.to
+            );
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line.clone());
+            }
+            transitions.lock().unwrap().push(line);
+        }
+    };
+
+    // The two clients.
+    let bare = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let retries: Arc<Vec<AtomicU64>> =
+        Arc::new((0..phases.len()).map(|_| AtomicU64::new(0)).collect());
+    let phase_starts: Arc<Vec<Duration>> = Arc::new(phases.iter().map(|p| p.start).collect());
+    let fender_client = ServiceBuilder::new()
+        .layer(DecodeEnvelopeLayer::new())
+        .layer(
+            RetryLayer::new()
+                .base_delay(settings.base_delay)
+                .max_delay(settings.max_delay)
+                .rng_seed(args.seed)
+                .on_retry({
+                    let retries = retries.clone();
+                    let starts = phase_starts.clone();
+                    move |_attempt: u32, _delay: Duration, _reason: fender::classify::Class| {
+                        let elapsed = start.elapsed();
+                        let phase = starts.iter().rposition(|s| elapsed >= *s).unwrap_or(0);
+                        retries[phase].fetch_add(1, Ordering::Relaxed);
+                    }
+                }),
+        )
+        .layer(
+            CircuitBreakerLayer::new()
+                .open_duration(settings.open_duration)
+                .ramp(settings.ramp)
+                .seed(args.seed)
+                .on_state_change(on_change),
+        )
+        .timeout(settings.attempt_timeout)
+        .service(Client::builder(TokioExecutor::new()).build_http());
+
+    // The workload, sent by both clients at the same instants.
+    let bare_outcomes = Arc::new(Outcomes::default());
+    let fender_outcomes = Arc::new(Outcomes::default());
+    let mut rng = SmallRng::seed_from_u64(args.seed);
+    let count = (total.as_secs_f64() * f64::from(args.rate)).round() as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut current_phase = usize::MAX;
+    for i in 0..count {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let phase = phase_at(&phases, due - start);
+        if phase != current_phase {
+            current_phase = phase;
+            let line = format!(
+                "[{:>5.1}s] upstream phase: {}",
+                (due - start).as_secs_f64(),
+                phases[phase].name
+            );
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+            bar.set_message(phases[phase].name);
+        }
+        bar.set_position((due - start).as_millis() as u64);
+        let roll: f64 = rng.random();
+        let n: u32 = rng.random_range(1..1000);
+        let kind = if roll < 0.70 {
+            Kind::Get(n)
+        } else if roll < 0.85 {
+            Kind::PostWithKey(n % 9 + 1)
+        } else {
+            Kind::Post(n % 9 + 1)
+        };
+
+        let client = bare.clone();
+        let req = request(kind, &base, "bare", i);
+        let outcomes = bare_outcomes.clone();
+        let timeout = settings.attempt_timeout;
+        tasks.spawn(async move {
+            let began = Instant::now();
+            let result = tokio::time::timeout(timeout, async {
+                let res = client.request(req).await?;
+                let status = res.status();
+                res.into_body().collect().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(status)
+            })
+            .await;
+            let ok = matches!(result, Ok(Ok(status)) if status.is_success());
+            outcomes.push(Outcome {
+                phase,
+                ok,
+                latency: began.elapsed(),
+                fast_fail: false,
+                error: None,
+            });
+        });
+
+        let client = fender_client.clone();
+        let req = request(kind, &base, "fender", i);
+        let outcomes = fender_outcomes.clone();
+        tasks.spawn(async move {
+            let began = Instant::now();
+            let result = match client.oneshot(req).await {
+                Ok(res) => res
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ApiError::from_error(Box::new(e))),
+                Err(err) => Err(err),
+            };
+            let latency = began.elapsed();
+            outcomes.push(match result {
+                Ok(()) => Outcome {
+                    phase,
+                    ok: true,
+                    latency,
+                    fast_fail: false,
+                    error: None,
+                },
+                Err(err) => Outcome {
+                    phase,
+                    ok: false,
+                    latency,
+                    fast_fail: err.origin() == Origin::Local,
+                    error: Some(err),
+                },
+            });
+        });
+    }
+    bar.set_message("draining");
+    let drain = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(joined) = tasks.join_next().await {
+            joined?;
+        }
+        Ok::<_, tokio::task::JoinError>(())
+    })
+    .await;
+    bar.finish_and_clear();
+    match drain {
+        Err(_) => return Err("requests were still running 30 s after the workload ended".into()),
+        Ok(Err(err)) => return Err(format!("a request task failed: {err}").into()),
+        Ok(Ok(())) => {}
+    }
+
+    let received = backend.received();
+    report(
+        &phases,
+        &bare_outcomes.0.lock().unwrap(),
+        &fender_outcomes.0.lock().unwrap(),
+        &received,
+        start,
+        &retries,
+    );
+    let transition_count = transitions.lock().unwrap().len();
+    println!("\nbreaker transitions: {transition_count}");
+    if bare_outcomes.0.lock().unwrap().is_empty() || received.is_empty() {
+        return Err("no request completed".into());
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Row {
+    offered: usize,
+    ok: usize,
+    fast_fails: usize,
+    latencies: Vec<Duration>,
+}
+
+impl Row {
+    fn add(&mut self, o: &Outcome) {
+        self.offered += 1;
+        self.ok += usize::from(o.ok);
+        self.fast_fails += usize::from(o.fast_fail);
+        self.latencies.push(o.latency);
+    }
+
+    fn percentile(&mut self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        self.latencies.sort_unstable();
+        let rank =
+            ((p * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[rank - 1]
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn report(
+    phases: &[Phase],
+    bare: &[Outcome],
+    fender: &[Outcome],
+    received: &[fender_testkit::Received],
+    start: Instant,
+    retries: &[AtomicU64],
+) {
+    // Requests the upstream received, by client and by the phase they arrived in.
+    let mut upstream: BTreeMap<(&str, usize), usize> = BTreeMap::new();
+    for r in received {
+        let client = match r.headers.get("x-demo-client").map(HeaderValue::as_bytes) {
+            Some(b"bare") => "bare",
+            Some(b"fender") => "fender",
+            _ => continue,
+        };
+        let phase = phase_at(phases, r.at.saturating_duration_since(start));
+        *upstream.entry((client, phase)).or_default() += 1;
+        *upstream.entry((client, usize::MAX)).or_default() += 1;
+    }
+
+    println!(
+        "\n| phase | client | success | upstream received | load (received / offered) | p50 | p99 | fast-fails | retries |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let names: Vec<&str> = phases.iter().map(|p| p.name).chain(["total"]).collect();
+    for (index, name) in names.iter().enumerate() {
+        let key = if *name == "total" { usize::MAX } else { index };
+        for (client, outcomes) in [("bare", bare), ("fender", fender)] {
+            let mut row = Row::default();
+            for o in outcomes
+                .iter()
+                .filter(|o| key == usize::MAX || o.phase == key)
+            {
+                row.add(o);
+            }
+            let got = upstream.get(&(client, key)).copied().unwrap_or(0);
+            let retried = if client == "bare" {
+                "-".to_owned()
+            } else if key == usize::MAX {
+                retries
+                    .iter()
+                    .map(|r| r.load(Ordering::Relaxed))
+                    .sum::<u64>()
+                    .to_string()
+            } else {
+                retries[key].load(Ordering::Relaxed).to_string()
+            };
+            let success = if row.offered == 0 {
+                0.0
+            } else {
+                100.0 * row.ok as f64 / row.offered as f64
+            };
+            let load = if row.offered == 0 {
+                0.0
+            } else {
+                got as f64 / row.offered as f64
+            };
+            println!(
+                "| {name} | {client} | {success:.1}% | {got} | {load:.2}x | {} | {} | {} | {retried} |",
+                ms(row.percentile(0.50)),
+                ms(row.percentile(0.99)),
+                if client == "bare" {
+                    "-".to_owned()
+                } else {
+                    row.fast_fails.to_string()
+                },
+            );
+        }
+    }
+
+    println!("\nsample errors as the application sees them (fender client):");
+    let mut seen = Vec::new();
+    for o in fender {
+        let Some(err) = &o.error else { continue };
+        let key = (err.code().as_str().to_owned(), err.origin());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        println!(
+            "  [{}] {} {:?} retryable={} request_id={} message=\"{}\"",
+            phases[o.phase].name,
+            err.code(),
+            err.origin(),
+            err.is_retryable(),
+            err.request_id().unwrap_or("-"),
+            err.message()
+        );
+        if seen.len() == 6 {
+            break;
+        }
+    }
+}
