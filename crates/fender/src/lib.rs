@@ -34,3 +34,8 @@ pub use retry::RetryLayer;
 
 /// The error type of layers that add failure modes of their own.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The README's snippets, compiled as doctests so they stay true.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
