@@ -1,0 +1,58 @@
+//! Markdown tables of the measures.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::run::Measures;
+use super::scenario::{Column, Scenario};
+use super::strategy::Strategy;
+
+/// One Markdown table: a row per strategy, the scenario's columns.
+pub fn table(scenario: &Scenario, rows: &[(Strategy, Measures)]) -> String {
+    let mut out = String::from("| strategy |");
+    for column in &scenario.columns {
+        let _ = write!(out, " {} |", column.heading());
+    }
+    out.push_str("\n| --- |");
+    for _ in &scenario.columns {
+        out.push_str(" ---: |");
+    }
+    out.push('\n');
+    for (strategy, measures) in rows {
+        let _ = write!(out, "| {strategy} |");
+        for &column in &scenario.columns {
+            let _ = write!(out, " {} |", cell(column, measures));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn cell(column: Column, m: &Measures) -> String {
+    match column {
+        // Rounded down, so a rate just under a goal never prints as meeting it.
+        Column::Success => format!("{:.2}%", (m.success_rate() * 10_000.0).floor() / 100.0),
+        Column::Load => format!("{:.2}x", m.load()),
+        Column::OutageLoad => m
+            .outage_load()
+            .map_or_else(|| "–".to_owned(), |load| format!("{load:.3}x")),
+        Column::Peak => m.peak.to_string(),
+        Column::PeakRetries => m.peak_retries.to_string(),
+        Column::EarlyRetries => m.early_retries.to_string(),
+        Column::Recovery => m.recovery.map_or_else(
+            || "not in the run".to_owned(),
+            |d| format!("{} s", d.as_secs()),
+        ),
+        Column::P50 => duration(m.p50),
+        Column::P99 => duration(m.p99),
+    }
+}
+
+/// `10 ms`, `1.52 s`.
+pub(crate) fn duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
