@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use fender_benches::sim::{Scenario, simulate, table};
+use fender_benches::sim::{LATENCY, Scenario, simulate, table};
 
 fn main() {
     let mut seed = 7;
@@ -20,35 +20,26 @@ fn main() {
     for scenario in Scenario::all() {
         let started = Instant::now();
         let rows: Vec<_> = scenario
-            .strategies
+            .rows
             .iter()
-            .map(|&strategy| (strategy, simulate(&scenario, strategy, seed)))
+            .map(|&row| (row, simulate(&scenario, row, seed)))
             .collect();
         let offered = rows.first().map_or(0, |(_, m)| m.offered);
+        let load = if scenario.period.is_zero() {
+            "one request each, all at the same instant".to_owned()
+        } else {
+            format!(
+                "each offering one request every {} s for {} s",
+                scenario.period.as_secs(),
+                scenario.duration.as_secs()
+            )
+        };
         println!("### {}\n", scenario.name);
         println!(
-            "{} clients, {}, {} offered requests, seed {seed}, {} stack{}. Simulated in {:.1} s.\n",
+            "{} clients {load}: {offered} offered requests; upstream latency {} ms; seed {seed}; \
+             simulated in {:.2} s of wall time.\n",
             scenario.clients,
-            if scenario.period.is_zero() {
-                "one request each at the same instant".to_owned()
-            } else {
-                format!(
-                    "one request each every {} s for {} s",
-                    scenario.period.as_secs(),
-                    scenario.duration.as_secs()
-                )
-            },
-            offered,
-            if scenario.shared_stack {
-                "one shared client"
-            } else {
-                "one client"
-            },
-            if scenario.shared_stack {
-                ""
-            } else {
-                " per client"
-            },
+            LATENCY.as_millis(),
             started.elapsed().as_secs_f64(),
         );
         println!("{}", table(&scenario, &rows));

@@ -4,11 +4,10 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::run::Measures;
-use super::scenario::{Column, Scenario};
-use super::strategy::Strategy;
+use super::scenario::{Column, Row, Scenario};
 
 /// One Markdown table: a row per strategy, the scenario's columns.
-pub fn table(scenario: &Scenario, rows: &[(Strategy, Measures)]) -> String {
+pub fn table(scenario: &Scenario, rows: &[(Row, Measures)]) -> String {
     let mut out = String::from("| strategy |");
     for column in &scenario.columns {
         let _ = write!(out, " {} |", column.heading());
@@ -18,8 +17,8 @@ pub fn table(scenario: &Scenario, rows: &[(Strategy, Measures)]) -> String {
         out.push_str(" ---: |");
     }
     out.push('\n');
-    for (strategy, measures) in rows {
-        let _ = write!(out, "| {strategy} |");
+    for (row, measures) in rows {
+        let _ = write!(out, "| {} |", row.label());
         for &column in &scenario.columns {
             let _ = write!(out, " {} |", cell(column, measures));
         }

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::scenario::{LATENCY, Scenario};
-use super::strategy::{Client, Strategy};
+use super::scenario::{LATENCY, Row, Scenario};
+use super::strategy::Client;
 
 /// Width of the windows the recovery is measured in.
 const RECOVERY_WINDOW: Duration = Duration::from_secs(1);
@@ -74,29 +74,30 @@ impl Measures {
     }
 }
 
-/// Runs `scenario` under `strategy` on a new current-thread runtime whose clock is paused, so
+/// Runs `scenario` under the strategy of `row` on a new current-thread runtime whose clock is paused, so
 /// the run takes virtual time only and gives the same measures for the same seed.
-pub fn simulate(scenario: &Scenario, strategy: Strategy, seed: u64) -> Measures {
+pub fn simulate(scenario: &Scenario, row: Row, seed: u64) -> Measures {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
-    runtime.block_on(run(scenario, strategy, seed))
+    runtime.block_on(run(scenario, row, seed))
 }
 
-async fn run(scenario: &Scenario, strategy: Strategy, seed: u64) -> Measures {
+async fn run(scenario: &Scenario, row: Row, seed: u64) -> Measures {
     let start = Instant::now();
     let upstream = Upstream::new(scenario.plan(seed)).record_limit(usize::MAX);
-    let shared = strategy.client(&upstream, seed);
+    let shared = row.strategy.client(&upstream, seed);
     let mut offsets = SmallRng::seed_from_u64(seed ^ 0x5eed);
 
     let mut clients = Vec::with_capacity(scenario.clients);
     for index in 0..scenario.clients {
-        let client = if scenario.shared_stack {
+        let client = if row.shared_stack {
             shared.clone()
         } else {
-            strategy.client(&upstream, seed.wrapping_add(1 + index as u64))
+            row.strategy
+                .client(&upstream, seed.wrapping_add(1 + index as u64))
         };
         let offset = if scenario.period.is_zero() {
             Duration::ZERO
@@ -267,4 +268,56 @@ fn percentile(values: &[Duration], q: f64) -> Duration {
     }
     let rank = (q * values.len() as f64).ceil() as usize;
     values[rank.clamp(1, values.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn peak_counts_the_busiest_window_of_100_ms() {
+        assert_eq!(peak(Vec::new()), 0);
+        assert_eq!(peak(vec![ms(0), ms(50), ms(99), ms(100), ms(150)]), 3);
+        assert_eq!(peak(vec![ms(500), ms(10), ms(520), ms(599), ms(560)]), 4);
+    }
+
+    #[test]
+    fn recovery_ends_after_the_last_second_below_95_percent() {
+        let outcome = |offered: u64, ok: bool| Outcome {
+            offered: ms(offered),
+            latency: ms(10),
+            ok,
+        };
+        // Seconds 10, 11 and 12 after a recovery at 10 s: 50%, 100%, 100%.
+        let mut outcomes = vec![outcome(10_100, false), outcome(10_200, true)];
+        outcomes.extend((0..20).map(|i| outcome(11_000 + 50 * i, true)));
+        outcomes.extend((0..20).map(|i| outcome(12_000 + 50 * i, true)));
+        assert_eq!(
+            recovery(&outcomes, ms(10_000), ms(13_000)),
+            Some(Duration::from_secs(1))
+        );
+        // 19 of 20 in second 11 is 95%: still recovered after second 10.
+        outcomes[2].ok = false;
+        assert_eq!(
+            recovery(&outcomes, ms(10_000), ms(13_000)),
+            Some(Duration::from_secs(1))
+        );
+        // A failing last second: not recovered within the run.
+        outcomes.push(outcome(12_999, false));
+        outcomes.push(outcome(12_998, false));
+        assert_eq!(recovery(&outcomes, ms(10_000), ms(13_000)), None);
+    }
+
+    #[test]
+    fn percentile_is_the_nearest_rank() {
+        let values: Vec<Duration> = (1..=100).map(ms).collect();
+        assert_eq!(percentile(&values, 0.50), ms(50));
+        assert_eq!(percentile(&values, 0.99), ms(99));
+        assert_eq!(percentile(&values[..1], 0.99), ms(1));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
 }

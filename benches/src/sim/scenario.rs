@@ -77,6 +77,45 @@ impl Column {
     }
 }
 
+/// A row of a table: a strategy, and whether the clients share one stack of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// `true`: all clients share one client stack (one budget, one breaker), like the callers
+    /// inside one service instance; `false`: each client has a stack of its own, like
+    /// independent processes.
+    pub shared_stack: bool,
+}
+
+impl Row {
+    /// All clients share one stack of `strategy`.
+    pub fn shared(strategy: Strategy) -> Row {
+        Row {
+            strategy,
+            shared_stack: true,
+        }
+    }
+
+    /// Each client has its own stack of `strategy`.
+    pub fn per_client(strategy: Strategy) -> Row {
+        Row {
+            strategy,
+            shared_stack: false,
+        }
+    }
+
+    /// The row label: the strategy, and how the stack is shared.
+    pub fn label(&self) -> String {
+        let sharing = if self.shared_stack {
+            "one shared stack"
+        } else {
+            "a stack per client"
+        };
+        format!("{} ({sharing})", self.strategy)
+    }
+}
+
 /// One scenario: the upstream's behaviour and the offered load.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -92,12 +131,8 @@ pub struct Scenario {
     pub period: Duration,
     /// How long requests are offered.
     pub duration: Duration,
-    /// `true`: all clients share one client stack (one budget, one breaker), like the callers
-    /// inside one service instance; `false`: each client has a stack of its own, like
-    /// independent processes.
-    pub shared_stack: bool,
     /// The rows of the table.
-    pub strategies: Vec<Strategy>,
+    pub rows: Vec<Row>,
     /// The columns of the table.
     pub columns: Vec<Column>,
 }
@@ -112,8 +147,7 @@ impl Scenario {
             clients: 100,
             period: Duration::from_secs(1),
             duration: Duration::from_secs(180),
-            shared_stack: true,
-            strategies: Strategy::MAIN.to_vec(),
+            rows: Strategy::MAIN.into_iter().map(Row::shared).collect(),
             columns,
         };
         let mut transient10 = steady(
@@ -121,7 +155,34 @@ impl Scenario {
             Failure::Transient(0.10),
             vec![Success, Load, Peak, P50, P99],
         );
-        transient10.strategies.insert(4, Strategy::FenderRetry4);
+        transient10
+            .rows
+            .insert(4, Row::shared(Strategy::FenderRetry4));
+        let mut outage = steady(
+            "60 s full outage, then recovery",
+            Failure::Outage {
+                healthy: Duration::from_secs(30),
+                outage: Duration::from_secs(60),
+            },
+            vec![Success, Load, OutageLoad, Peak, Recovery, P50, P99],
+        );
+        outage.rows.extend([
+            Row::per_client(Strategy::FenderRetry),
+            Row::per_client(Strategy::FenderRetryBreaker),
+        ]);
+        let mut herd = Scenario {
+            name: "thundering herd: 1,000 clients fail at the same instant",
+            failure: Failure::Herd { failed: 1000 },
+            clients: 1000,
+            period: Duration::ZERO,
+            duration: Duration::ZERO,
+            rows: Strategy::MAIN.into_iter().map(Row::per_client).collect(),
+            columns: vec![Success, Load, Peak, PeakRetries, P50, P99],
+        };
+        herd.rows.extend([
+            Row::shared(Strategy::FenderRetry),
+            Row::shared(Strategy::FenderRetryBreaker),
+        ]);
         vec![
             transient10,
             steady(
@@ -129,14 +190,7 @@ impl Scenario {
                 Failure::Transient(0.50),
                 vec![Success, Load, Peak, P50, P99],
             ),
-            steady(
-                "60 s full outage, then recovery",
-                Failure::Outage {
-                    healthy: Duration::from_secs(30),
-                    outage: Duration::from_secs(60),
-                },
-                vec![Success, Load, OutageLoad, Peak, Recovery, P50, P99],
-            ),
+            outage,
             steady(
                 "429 with Retry-After: 5 on 20% of requests",
                 Failure::RetryAfter {
@@ -145,16 +199,7 @@ impl Scenario {
                 },
                 vec![Success, Load, EarlyRetries, Peak, P50, P99],
             ),
-            Scenario {
-                name: "thundering herd: 1,000 clients fail at the same instant",
-                failure: Failure::Herd { failed: 1000 },
-                clients: 1000,
-                period: Duration::ZERO,
-                duration: Duration::ZERO,
-                shared_stack: false,
-                strategies: Strategy::MAIN.to_vec(),
-                columns: vec![Success, Load, Peak, PeakRetries, P50, P99],
-            },
+            herd,
         ]
     }
 

@@ -197,6 +197,13 @@ where
 #[derive(Clone, Debug)]
 pub struct TowerRng(SmallRng);
 
+impl TowerRng {
+    /// A source seeded with `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        TowerRng(SmallRng::seed_from_u64(seed))
+    }
+}
+
 impl tower::util::rng::Rng for TowerRng {
     fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
@@ -228,7 +235,7 @@ impl TowerPolicy {
             Duration::from_secs(1),
             Duration::from_secs(30),
             1.0,
-            TowerRng(SmallRng::seed_from_u64(seed)),
+            TowerRng::seeded(seed),
         )
         .expect("valid backoff");
         TowerPolicy {
