@@ -13,7 +13,7 @@ mod run;
 mod scenario;
 mod strategy;
 
-pub use report::table;
+pub use report::{sweep_table, table};
 pub use run::{Measures, Outcome, simulate};
 pub use scenario::{Column, Failure, LATENCY, Row, Scenario};
 pub use strategy::{Client, NaiveRetry, RequestBody, Strategy, TowerPolicy, TowerRng};

@@ -27,6 +27,31 @@ pub fn table(scenario: &Scenario, rows: &[(Row, Measures)]) -> String {
     out
 }
 
+/// One Markdown table of success rates over several seeds: a row per strategy, its lowest,
+/// median and highest success rate, and how many seeds reached `goal`.
+pub fn sweep_table(rows: &[(Row, Vec<Measures>)], goal: f64) -> String {
+    let mut out = format!(
+        "| strategy | lowest success | median | highest | seeds ≥ {}% |\n| --- | ---: | ---: | ---: | ---: |\n",
+        goal * 100.0
+    );
+    for (row, runs) in rows {
+        let mut rates: Vec<f64> = runs.iter().map(Measures::success_rate).collect();
+        rates.sort_by(f64::total_cmp);
+        let pct = |rate: f64| format!("{:.2}%", (rate * 10_000.0).floor() / 100.0);
+        let reached = rates.iter().filter(|&&rate| rate >= goal).count();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {reached} of {} |",
+            row.label(),
+            pct(rates.first().copied().unwrap_or(0.0)),
+            pct(rates.get(rates.len() / 2).copied().unwrap_or(0.0)),
+            pct(rates.last().copied().unwrap_or(0.0)),
+            rates.len(),
+        );
+    }
+    out
+}
+
 fn cell(column: Column, m: &Measures) -> String {
     match column {
         // Rounded down, so a rate just under a goal never prints as meeting it.

@@ -158,6 +158,9 @@ impl Scenario {
         transient10
             .rows
             .insert(4, Row::shared(Strategy::FenderRetry4));
+        transient10
+            .rows
+            .push(Row::shared(Strategy::FenderRetryRateBreaker));
         let mut outage = steady(
             "60 s full outage, then recovery",
             Failure::Outage {
@@ -167,6 +170,7 @@ impl Scenario {
             vec![Success, Load, OutageLoad, Peak, Recovery, P50, P99],
         );
         outage.rows.extend([
+            Row::shared(Strategy::FenderRetryRateBreaker),
             Row::per_client(Strategy::FenderRetry),
             Row::per_client(Strategy::FenderRetryBreaker),
         ]);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fender::BoxError;
-use fender::circuit_breaker::CircuitBreakerLayer;
+use fender::circuit_breaker::{CircuitBreakerLayer, FailureRate};
 use fender::retry::RetryLayer;
 use fender_testkit::{TestBody, Upstream};
 use http::{Request, Response, StatusCode};
@@ -45,6 +45,9 @@ pub enum Strategy {
     FenderRetry4,
     /// `RetryLayer::new()` outside `CircuitBreakerLayer::new()`.
     FenderRetryBreaker,
+    /// Like [`Strategy::FenderRetryBreaker`], but the breaker trips on a failure rate of 50%
+    /// over the last 100 calls (once 20 are in) instead of 5 consecutive failures.
+    FenderRetryRateBreaker,
 }
 
 impl Strategy {
@@ -66,6 +69,7 @@ impl Strategy {
             Strategy::FenderRetry => "fender retry",
             Strategy::FenderRetry4 => "fender retry, 4 attempts",
             Strategy::FenderRetryBreaker => "fender retry + breaker",
+            Strategy::FenderRetryRateBreaker => "fender retry + breaker on 50% of 100 calls",
         }
     }
 
@@ -92,6 +96,14 @@ impl Strategy {
             ),
             Strategy::FenderRetryBreaker => {
                 let breaker = CircuitBreakerLayer::new().seed(seed).layer(inner);
+                BoxCloneService::new(RetryLayer::new().rng_seed(seed).layer(breaker))
+            }
+            Strategy::FenderRetryRateBreaker => {
+                let rate = FailureRate::count(100).threshold(0.5).min_calls(20);
+                let breaker = CircuitBreakerLayer::new()
+                    .failure_rate(rate)
+                    .seed(seed)
+                    .layer(inner);
                 BoxCloneService::new(RetryLayer::new().rng_seed(seed).layer(breaker))
             }
         }
