@@ -68,7 +68,7 @@ fn main() {
             .collect();
         let offered = rows.first().map_or(0, |(_, m)| m.offered);
         let load = if scenario.period.is_zero() {
-            "one request each, all at the same instant".to_owned()
+            "offering one request each, all at the same instant".to_owned()
         } else {
             format!(
                 "each offering one request every {} s for {} s",

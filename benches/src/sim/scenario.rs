@@ -108,11 +108,11 @@ impl Row {
     /// The row label: the strategy, and how the stack is shared.
     pub fn label(&self) -> String {
         let sharing = if self.shared_stack {
-            "one shared stack"
+            "shared stack"
         } else {
-            "a stack per client"
+            "stack per client"
         };
-        format!("{} ({sharing})", self.strategy)
+        format!("{}, {sharing}", self.strategy)
     }
 }
 
@@ -161,6 +161,14 @@ impl Scenario {
         transient10
             .rows
             .push(Row::shared(Strategy::FenderRetryRateBreaker));
+        let mut transient50 = steady(
+            "50% transient 503s",
+            Failure::Transient(0.50),
+            vec![Success, Load, Peak, P50, P99],
+        );
+        transient50
+            .rows
+            .push(Row::shared(Strategy::FenderRetryRateBreaker));
         let mut outage = steady(
             "60 s full outage, then recovery",
             Failure::Outage {
@@ -189,11 +197,7 @@ impl Scenario {
         ]);
         vec![
             transient10,
-            steady(
-                "50% transient 503s",
-                Failure::Transient(0.50),
-                vec![Success, Load, Peak, P50, P99],
-            ),
+            transient50,
             outage,
             steady(
                 "429 with Retry-After: 5 on 20% of requests",
