@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
         .layer(DecodeEnvelopeLayer::new())
         .layer(
             RetryLayer::new().on_retry(|attempt: u32, delay: Duration, reason: Class| {
-                println!("  attempt {attempt} failed ({reason}); next attempt in {delay:.1?}");
+                println!("  {reason}: attempt {attempt} in {delay:.1?}");
             }),
         )
         .layer(CircuitBreakerLayer::new())

@@ -25,7 +25,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use clap::Parser;
-use fender::circuit_breaker::{CircuitBreakerLayer, StateChange};
+use fender::circuit_breaker::{CircuitBreakerLayer, FailureRate, StateChange};
 use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
 use fender::error::Origin;
 use fender::retry::RetryLayer;
@@ -252,9 +252,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         settings.base_delay, settings.max_delay
     );
     println!(
-        "    breaker: opens after 5 consecutive failures, open {:.1}s [30s], 3 probes, ramp {:.1}s [10s]",
+        "    breaker: opens at 60% failures over the last 40 calls [5 consecutive failures], open {:.1}s [30s], 3 probes, ramp {:.1}s [10s]",
         settings.open_duration.as_secs_f64(),
         settings.ramp.as_secs_f64()
+    );
+    println!(
+        "      (at {} requests/s a 25% flaky upstream gives 5 failures in a row every few seconds, so a\n       busy client trips on the failure rate instead)",
+        args.rate
     );
     println!(
         "    per-attempt timeout {:?} (the bare client gets the same timeout per request)",
@@ -328,6 +332,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .layer(
             CircuitBreakerLayer::new()
+                .failure_rate(FailureRate::count(40).threshold(0.6).min_calls(20))
                 .open_duration(settings.open_duration)
                 .ramp(settings.ramp)
                 .seed(args.seed)

@@ -252,6 +252,17 @@ impl Reply {
         self
     }
 
+    /// Replaces the status, keeping the body and headers: a dripping or half-sent error, say
+    /// (`Reply::drip(..).with_status(503)`).
+    ///
+    /// # Panics
+    ///
+    /// When `status` is a number that is not a valid status code.
+    pub fn with_status(mut self, status: impl IntoStatusCode) -> Reply {
+        self.status = status.into_status_code();
+        self
+    }
+
     /// Replaces the body with these bytes, sent in full. Headers are left as they are.
     pub fn body(mut self, body: impl Into<Bytes>) -> Reply {
         self.body = ReplyBody::Full(body.into());

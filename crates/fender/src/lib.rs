@@ -6,10 +6,48 @@
 //! - [`DecodeEnvelopeLayer`](envelope::DecodeEnvelopeLayer) (clients): every failure, an error
 //!   response or a broken connection, becomes one typed [`ApiError`] that knows its code, request
 //!   id and whether it is retryable.
+//! - [`RetryLayer`] (clients): exponential backoff with jitter, a small cap on
+//!   attempts, only what is transient, `Retry-After` honoured, non-idempotent requests never
+//!   replayed unsafely, and a retry budget shared by every clone.
+//! - [`CircuitBreakerLayer`] (clients): opens after
+//!   consecutive failures (or a failure rate), fails fast while open, probes with a limited
+//!   number of requests, then ramps traffic back up. Lock-free when closed.
 //!
 //! The vocabulary is shared by both sides: [`ErrorCode`] for the eleven codes of the contract,
 //! [`ApiError`] for the error itself, and [`classify`] for the one rule book that says what
 //! succeeded, what failed and what may be retried.
+//!
+//! # A client stack
+//!
+//! Envelope decoding outermost, retry outside the breaker, the per-attempt timeout innermost:
+//!
+//! ```
+//! # #[cfg(all(feature = "retry", feature = "circuit-breaker", feature = "envelope"))] {
+//! use std::time::Duration;
+//! use fender::{CircuitBreakerLayer, RetryLayer};
+//! use fender::envelope::DecodeEnvelopeLayer;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(DecodeEnvelopeLayer::new())
+//!     .layer(RetryLayer::new())
+//!     .layer(CircuitBreakerLayer::new())
+//!     .timeout(Duration::from_secs(5))
+//!     .service(Client::builder(TokioExecutor::new()).build_http::<fender::retry::ReplayBody<http_body_util::Full<bytes::Bytes>>>());
+//! # let _ = client;
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `envelope` | yes | [`envelope`]: both envelope layers |
+//! | `retry` | yes | [`retry`] |
+//! | `circuit-breaker` | yes | [`circuit_breaker`] |
+//! | `axum` | no | `axum::response::IntoResponse` for [`ApiError`] |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "circuit-breaker")]

@@ -259,3 +259,18 @@ async fn envelopes_do_not_echo_invalid_request_ids() {
     let id = response.headers()["x-request-id"].to_str().unwrap();
     assert!(id.starts_with("testkit-"), "{id}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_status_changes_only_the_status() {
+    let upstream = Upstream::new(
+        Reply::drip("xy", 2, Duration::from_secs(1))
+            .header("x-a", "b")
+            .with_status(503),
+    );
+    let response = call(&upstream, get("/")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-a"], "b");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "xyxy");
+    assert_eq!(upstream.received()[0].reply, "drip");
+}

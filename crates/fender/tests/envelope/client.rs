@@ -1,17 +1,14 @@
 //! `DecodeEnvelopeLayer` and `decode_error` against real servers.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::routing::get;
 use bytes::Bytes;
 use fender::envelope::{DecodeEnvelopeLayer, decode_error, error_for_status};
 use fender::error::Origin;
 use fender::{ApiError, ErrorCode};
+use fender_testkit::{Reply, Upstream};
 use http::Request;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::support::{self, get as get_req};
@@ -81,101 +78,32 @@ async fn successes_pass_through_untouched() {
     assert_eq!(&body[..], b"fine");
 }
 
-/// A server without the envelope layer that answers like the misbehaving things in front of
-/// real APIs do.
-fn raw_app() -> Router {
-    let with_id = |status: StatusCode, ct: &'static str, body: Bytes| {
-        (
-            status,
-            [
-                (header::CONTENT_TYPE, ct),
-                (header::HeaderName::from_static("x-request-id"), "raw-1"),
-            ],
-            body,
-        )
-    };
-    Router::new()
-        .route(
-            "/html-502",
-            get(move || async move {
-                with_id(
-                    StatusCode::BAD_GATEWAY,
-                    "text/html",
-                    Bytes::from_static(b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"),
-                )
-            }),
-        )
-        .route(
-            "/empty-503",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "3")]) }),
-        )
-        .route(
-            "/truncated",
-            get(move || async move {
-                with_id(StatusCode::CONFLICT, "application/json", Bytes::from_static(br#"{"error":{"code":"CONFLICT","mess"#))
-            }),
-        )
-        .route(
-            "/malformed",
-            get(move || async move {
-                with_id(StatusCode::BAD_REQUEST, "application/json", Bytes::from_static(br#"{"error": "just a string"}"#))
-            }),
-        )
-        .route(
-            "/binary",
-            get(move || async move {
-                with_id(StatusCode::INTERNAL_SERVER_ERROR, "application/json", Bytes::from_static(b"\xff\xfe\x00\x9c garbage"))
-            }),
-        )
-        .route(
-            "/huge",
-            get(move || async move {
-                let mut body = br#"{"error":{"code":"INTERNAL_ERROR","message":""#.to_vec();
-                body.extend(std::iter::repeat_n(b'x', 1 << 20));
-                body.extend_from_slice(br#""}}"#);
-                with_id(StatusCode::INTERNAL_SERVER_ERROR, "application/json", Bytes::from(body))
-            }),
-        )
-        .route(
-            "/future-code",
-            get(move || async move {
-                with_id(
-                    StatusCode::PAYMENT_REQUIRED,
-                    "application/json",
-                    Bytes::from_static(br#"{"error":{"code":"QUOTA_EXHAUSTED","message":"buy more","request_id":"env-9","extra":[1,2]},"meta":{}}"#),
-                )
-            }),
-        )
-        .route(
-            "/stall",
-            get(|| async {
-                let stream = futures_util::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
-                (StatusCode::SERVICE_UNAVAILABLE, axum::body::Body::new(StreamBody::new(stream)))
-            }),
-        )
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                "late"
-            }),
-        )
+/// A reply as the misbehaving things in front of real APIs give it: not an envelope, with the
+/// server's request id.
+fn raw(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    Reply::status(status)
+        .header("content-type", content_type)
+        .header("x-request-id", "raw-1")
+        .body(body)
 }
 
-async fn raw_error(path: &str) -> ApiError {
-    let server = support::serve(raw_app()).await;
+/// The `ApiError` a decoding client makes of `reply`, served by a testkit upstream on a socket.
+async fn raw_error(reply: Reply) -> ApiError {
+    let server = Upstream::new(reply).serve().await;
     let client = ServiceBuilder::new()
         .layer(DecodeEnvelopeLayer::new().body_timeout(Duration::from_millis(200)))
         .service(support::client());
     client
-        .oneshot(get_req(&server.url(path)))
+        .oneshot(get_req(&server.url("/").to_string()))
         .await
         .unwrap_err()
 }
 
+const NGINX_502: &[u8] = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+
 #[tokio::test]
 async fn an_html_502_from_a_proxy_decodes_by_its_status() {
-    let err = raw_error("/html-502").await;
+    let err = raw_error(raw(502, "text/html", NGINX_502)).await;
     assert_eq!(err.code(), &ErrorCode::BadGateway);
     assert_eq!(err.status(), 502);
     assert!(err.message().contains("not an error envelope"), "{err}");
@@ -186,7 +114,7 @@ async fn an_html_502_from_a_proxy_decodes_by_its_status() {
 
 #[tokio::test]
 async fn an_empty_503_keeps_its_retry_after() {
-    let err = raw_error("/empty-503").await;
+    let err = raw_error(Reply::retry_after_secs(503, 3).body("")).await;
     assert_eq!(err.code(), &ErrorCode::ServiceUnavailable);
     assert!(err.message().contains("empty"), "{err}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
@@ -198,12 +126,25 @@ async fn an_empty_503_keeps_its_retry_after() {
 
 #[tokio::test]
 async fn truncated_malformed_and_binary_json_decode_by_status() {
-    for (path, code) in [
-        ("/truncated", ErrorCode::Conflict),
-        ("/malformed", ErrorCode::InvalidRequest),
-        ("/binary", ErrorCode::InternalError),
+    let json = "application/json";
+    for (path, reply, code) in [
+        (
+            "truncated",
+            raw(409, json, r#"{"error":{"code":"CONFLICT","mess"#),
+            ErrorCode::Conflict,
+        ),
+        (
+            "malformed",
+            raw(400, json, r#"{"error": "just a string"}"#),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "binary",
+            raw(500, json, &b"\xff\xfe\x00\x9c garbage"[..]),
+            ErrorCode::InternalError,
+        ),
     ] {
-        let err = raw_error(path).await;
+        let err = raw_error(reply).await;
         assert_eq!(err.code(), &code, "{path}");
         assert!(
             err.message().contains("not an error envelope"),
@@ -216,7 +157,10 @@ async fn truncated_malformed_and_binary_json_decode_by_status() {
 
 #[tokio::test]
 async fn a_huge_error_body_is_read_only_up_to_the_limit() {
-    let err = raw_error("/huge").await;
+    let mut body = br#"{"error":{"code":"INTERNAL_ERROR","message":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', 1 << 20));
+    body.extend_from_slice(br#""}}"#);
+    let err = raw_error(raw(500, "application/json", body)).await;
     assert_eq!(err.code(), &ErrorCode::InternalError);
     assert!(
         err.message().contains("larger than the error body limit"),
@@ -226,7 +170,12 @@ async fn a_huge_error_body_is_read_only_up_to_the_limit() {
 
 #[tokio::test]
 async fn unknown_codes_and_extra_fields_are_tolerated() {
-    let err = raw_error("/future-code").await;
+    let err = raw_error(raw(
+        402,
+        "application/json",
+        r#"{"error":{"code":"QUOTA_EXHAUSTED","message":"buy more","request_id":"env-9","extra":[1,2]},"meta":{}}"#,
+    ))
+    .await;
     assert_eq!(err.code(), &ErrorCode::Other("QUOTA_EXHAUSTED".into()));
     assert_eq!(err.status(), 402);
     assert_eq!(err.message(), "buy more");
@@ -236,8 +185,16 @@ async fn unknown_codes_and_extra_fields_are_tolerated() {
 }
 
 #[tokio::test]
+async fn a_body_cut_off_mid_way_is_not_an_envelope() {
+    let err = raw_error(Reply::close_mid_body().with_status(502)).await;
+    assert_eq!(err.code(), &ErrorCode::BadGateway);
+    assert!(err.message().contains("could not be read"), "{err}");
+    assert!(err.source_error().is_some(), "the body error is kept");
+}
+
+#[tokio::test]
 async fn a_stalled_error_body_is_given_up_after_the_body_timeout() {
-    let err = raw_error("/stall").await;
+    let err = raw_error(Reply::drip("{", 2, Duration::from_secs(60)).with_status(503)).await;
     assert_eq!(err.code(), &ErrorCode::ServiceUnavailable);
     assert!(err.message().contains("could not be read"), "{err}");
     assert!(err.source_error().unwrap().to_string().contains("in time"));
@@ -245,10 +202,7 @@ async fn a_stalled_error_body_is_given_up_after_the_body_timeout() {
 
 #[tokio::test]
 async fn connection_refused_is_a_retryable_transport_error_with_the_request_id() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = fender_testkit::refused_addr();
     let req = Request::get(format!("http://{addr}/"))
         .header("x-request-id", "offline-1")
         .body(Full::new(Bytes::new()))
@@ -274,13 +228,15 @@ async fn connection_refused_is_a_retryable_transport_error_with_the_request_id()
 
 #[tokio::test]
 async fn a_client_timeout_is_a_retryable_timeout_error() {
-    let server = support::serve(raw_app()).await;
+    let server = Upstream::new(Reply::ok().delay(Duration::from_secs(60)))
+        .serve()
+        .await;
     let client = ServiceBuilder::new()
         .layer(DecodeEnvelopeLayer::new())
         .timeout(Duration::from_millis(100))
         .service(support::client());
     let err = client
-        .oneshot(get_req(&server.url("/slow")))
+        .oneshot(get_req(&server.url("/slow").to_string()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::Timeout);

@@ -641,3 +641,21 @@ async fn headers_and_json_of_a_success_are_untouched() {
     assert_eq!(&body[..], br#"{"id":1}"#);
     let _ = IntoResponse::into_response(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn ten_thousand_generated_request_ids_are_unique_uuid_v7s() {
+    let upstream = fender_testkit::Upstream::new(fender_testkit::Reply::ok()).record_limit(0);
+    let svc = ServiceBuilder::new()
+        .layer(ErrorEnvelopeLayer::new())
+        .service(upstream.service());
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..10_000 {
+        let res = tower::ServiceExt::oneshot(svc.clone(), get_req("/"))
+            .await
+            .unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(is_uuid_v7(&id), "{id}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 10_000);
+}
