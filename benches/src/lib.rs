@@ -1,8 +1,6 @@
-//! Benchmarks for fender live under `benches/` and run with `cargo bench`; see `BENCHMARKS.md`
-//! at the root of the repository for what each one measures and the figures of one run.
-//!
-//! This library holds what the benchmarks share: the bare handler every layer is measured
-//! against, and the requests sent to it.
+//! Benchmarks for fender live under `benches/` and run with `cargo bench`; this library holds
+//! the code they share. `BENCHMARKS.md` at the root of the repository says what each one
+//! measures and gives the figures of one run.
 
 use std::convert::Infallible;
 use std::hint::black_box;
