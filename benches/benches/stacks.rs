@@ -6,7 +6,9 @@
 //! - `server`: `ErrorEnvelopeLayer` → a 2 s timeout → the bare handler; one GET without an
 //!   `x-request-id`.
 //!
-//! Each is measured with the bare handler in the same group. The loopback benchmark
+//! The client stack is also built up one layer at a time (timeout, then the breaker, then
+//! retry), to show what each layer adds. Each is measured with the bare handler in the same
+//! group. The loopback benchmark
 //! (`loopback`) measures the same stacks behind real sockets.
 
 use std::hint::black_box;
@@ -45,6 +47,29 @@ fn stacks(c: &mut Criterion) {
         .timeout(Duration::from_secs(5))
         .service(service_fn(handler));
     group.bench_function("client stack", |b| b.to_async(&rt).iter(|| send(&client)));
+
+    // The client stack built up one layer at a time, innermost first, to see what each adds.
+    let timeout = ServiceBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .service(service_fn(handler::<Full<Bytes>>));
+    group.bench_function("client, timeout only", |b| {
+        b.to_async(&rt).iter(|| send(&timeout))
+    });
+    let breaker = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new())
+        .timeout(Duration::from_secs(5))
+        .service(service_fn(handler::<Full<Bytes>>));
+    group.bench_function("client, breaker + timeout", |b| {
+        b.to_async(&rt).iter(|| send(&breaker))
+    });
+    let retry = ServiceBuilder::new()
+        .layer(RetryLayer::new())
+        .layer(CircuitBreakerLayer::new())
+        .timeout(Duration::from_secs(5))
+        .service(service_fn(handler));
+    group.bench_function("client, retry + breaker + timeout", |b| {
+        b.to_async(&rt).iter(|| send(&retry))
+    });
 
     let server = ServiceBuilder::new()
         .layer(ErrorEnvelopeLayer::new())
