@@ -1,15 +1,21 @@
-//! The happy path (no retry) through `RetryLayer`, against a bare service and `tower::retry`.
+//! The happy path (no retry needed) through `RetryLayer`, against the bare handler, `tower::retry`
+//! and tower-resilience's retry.
 //!
-//! Each group sends one request with an empty, 1 KiB or 64 KiB body to an in-process service
-//! that reads the body and answers 200. `bare` calls the service directly; `fender` goes through
-//! `RetryLayer::new()` (budget on, body replay on); `tower` goes through `tower::retry::Retry`
-//! with a comparable policy (3 attempts, a `TpsBudget`, the request cloned for a retry).
+//! Each group sends one GET with an empty, 1 KiB or 64 KiB body to the bare handler of
+//! `fender_benches::handler` (reads the body, answers 200 with a small JSON body):
 //!
-//! `retry_happy_path_socket` runs the same three with an empty body through a hyper client to
-//! the testkit server on 127.0.0.1, where the cost of the layer meets the cost of a real call.
+//! - `bare` calls the handler directly;
+//! - `fender` goes through `RetryLayer::new()` (3 attempts, budget on, body kept for replay);
+//! - `tower` goes through `tower::retry::Retry` configured the same way: 3 attempts on 5xx, its
+//!   standard `ExponentialBackoff` (1 s to 30 s, full jitter) and a `TpsBudget` of 20% of the last
+//!   10 s plus 10 retries a second, the request cloned for a retry (`Full<Bytes>` is `Clone`);
+//! - `tower-resilience` goes through its `RetryLayer`: 3 attempts, exponential backoff from 1 s,
+//!   5xx responses retried, a token-bucket budget of 10 retries a second (100 at most).
+//!
+//! `retry_happy_path_socket` runs `bare`, `fender` and `tower` with an empty body through a
+//! hyper client to the testkit server on 127.0.0.1, where the cost of the layer meets the cost of
+//! a real call.
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use fender::retry::{ReplayBody, RetryLayer};
+use fender_benches::{handler, request, runtime};
 use fender_testkit::{Plan, Reply, Upstream};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -24,24 +31,40 @@ use hyper::body::Body;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget, TpsBudget};
+use tower::util::rng::HasherRng;
 use tower::{Layer, Service, ServiceExt};
+use tower_resilience::retry::{RetryBudgetBuilder, RetryLayer as TrRetryLayer};
 
-async fn upstream<B: Body>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = req.into_body().collect().await.ok().map(|c| c.to_bytes());
-    black_box(body);
-    Ok(Response::new(Full::new(Bytes::new())))
-}
-
-/// A `tower::retry` policy close to the contract: 3 attempts on 5xx, a retry budget.
+/// A `tower::retry` policy close to the contract: 3 attempts on 5xx, the standard exponential
+/// backoff, a retry budget.
 #[derive(Clone)]
 struct Attempts {
     left: usize,
+    backoff: ExponentialBackoff,
     budget: Arc<TpsBudget>,
 }
 
+impl Attempts {
+    fn new() -> Self {
+        let mut maker = ExponentialBackoffMaker::new(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            1.0,
+            HasherRng::default(),
+        )
+        .expect("a valid backoff");
+        Attempts {
+            left: 2,
+            backoff: maker.make_backoff(),
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+        }
+    }
+}
+
 impl<B: Clone, RB, E> tower::retry::Policy<Request<B>, Response<RB>, E> for Attempts {
-    type Future = Ready<()>;
+    type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
@@ -55,84 +78,78 @@ impl<B: Clone, RB, E> tower::retry::Policy<Request<B>, Response<RB>, E> for Atte
             }
             _ if self.left > 0 && self.budget.withdraw() => {
                 self.left -= 1;
-                Some(ready(()))
+                Some(self.backoff.next_backoff())
             }
             _ => None,
         }
     }
 
     fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
-        let mut clone = Request::new(req.body().clone());
-        *clone.method_mut() = req.method().clone();
-        *clone.uri_mut() = req.uri().clone();
-        *clone.version_mut() = req.version();
-        *clone.headers_mut() = req.headers().clone();
-        Some(clone)
+        Some(req.clone())
     }
 }
 
-fn request(body: &Bytes) -> Request<Full<Bytes>> {
-    Request::get("http://upstream.test/items")
-        .body(Full::new(body.clone()))
-        .unwrap()
+fn tower_resilience_retry<Res, E>() -> TrRetryLayer<Request<Full<Bytes>>, Response<Res>, E> {
+    let budget = RetryBudgetBuilder::new()
+        .token_bucket()
+        .tokens_per_second(10.0)
+        .max_tokens(100)
+        .build()
+        .expect("a valid budget");
+    TrRetryLayer::builder()
+        .max_attempts(3)
+        .exponential_backoff(Duration::from_secs(1))
+        .retry_on_response(|res: &Response<Res>| res.status().is_server_error())
+        .budget(budget)
+        .build()
+}
+
+/// One request through a clone of `svc`, as a caller holding a shared client does.
+async fn send<S, B>(svc: &S, body: &Bytes)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let res = svc.clone().oneshot(request(body)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    black_box(res);
 }
 
 fn happy_path(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut group = c.benchmark_group("retry_happy_path");
     for (name, size) in [("empty", 0usize), ("1KiB", 1024), ("64KiB", 64 * 1024)] {
         let body = Bytes::from(vec![7u8; size]);
 
-        let bare = tower::service_fn(upstream::<Full<Bytes>>);
+        let bare = tower::service_fn(handler::<Full<Bytes>>);
         group.bench_with_input(BenchmarkId::new("bare", name), &body, |b, body| {
-            b.to_async(&rt).iter(|| {
-                let svc = bare;
-                async move {
-                    let res = svc.oneshot(request(body)).await.unwrap();
-                    assert_eq!(res.status(), StatusCode::OK);
-                }
-            })
+            b.to_async(&rt).iter(|| send(&bare, body))
         });
 
-        let fender = RetryLayer::new().layer(tower::service_fn(upstream));
+        let fender = RetryLayer::new().layer(tower::service_fn(handler));
         group.bench_with_input(BenchmarkId::new("fender", name), &body, |b, body| {
-            b.to_async(&rt).iter(|| {
-                let svc = fender.clone();
-                async move {
-                    let res = svc.oneshot(request(body)).await.unwrap();
-                    assert_eq!(res.status(), StatusCode::OK);
-                }
-            })
+            b.to_async(&rt).iter(|| send(&fender, body))
         });
 
-        let policy = Attempts {
-            left: 2,
-            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-        };
-        let tower_retry =
-            tower::retry::RetryLayer::new(policy).layer(tower::service_fn(upstream::<Full<Bytes>>));
+        let tower_retry = tower::retry::RetryLayer::new(Attempts::new())
+            .layer(tower::service_fn(handler::<Full<Bytes>>));
         group.bench_with_input(BenchmarkId::new("tower", name), &body, |b, body| {
-            b.to_async(&rt).iter(|| {
-                let svc = tower_retry.clone();
-                async move {
-                    let res = svc.oneshot(request(body)).await.unwrap();
-                    assert_eq!(res.status(), StatusCode::OK);
-                }
-            })
+            b.to_async(&rt).iter(|| send(&tower_retry, body))
         });
+
+        let resilience = tower_resilience_retry().layer(tower::service_fn(handler::<Full<Bytes>>));
+        group.bench_with_input(
+            BenchmarkId::new("tower-resilience", name),
+            &body,
+            |b, body| b.to_async(&rt).iter(|| send(&resilience, body)),
+        );
     }
     group.finish();
 }
 
-/// The same three over a loopback socket: a hyper client and the testkit server.
+/// The same over a loopback socket: a hyper client and the testkit server.
 fn happy_path_socket(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let server = rt.block_on(
         Upstream::new(Plan::always(Reply::ok()))
             .record_limit(0)
@@ -168,11 +185,7 @@ fn happy_path_socket(c: &mut Criterion) {
         b.to_async(&rt).iter(|| send(fender.clone(), &uri))
     });
 
-    let policy = Attempts {
-        left: 2,
-        budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-    };
-    let tower_retry = tower::retry::RetryLayer::new(policy)
+    let tower_retry = tower::retry::RetryLayer::new(Attempts::new())
         .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     group.bench_function("tower", |b| {
         b.to_async(&rt).iter(|| send(tower_retry.clone(), &uri))
@@ -181,5 +194,15 @@ fn happy_path_socket(c: &mut Criterion) {
     drop(server);
 }
 
-criterion_group!(benches, happy_path, happy_path_socket);
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = happy_path, happy_path_socket
+}
 criterion_main!(benches);

@@ -2,7 +2,6 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -34,7 +33,7 @@ pin_project! {
         #[pin]
         state: State<F>,
         id: Option<RequestId>,
-        config: Arc<Config>,
+        config: Config,
         line: RequestLine,
     }
 }
@@ -69,7 +68,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         future: CatchPanicFuture<F, PanicToEnvelope>,
         id: RequestId,
-        config: Arc<Config>,
+        config: Config,
         line: RequestLine,
     ) -> Self {
         ResponseFuture {
@@ -83,7 +82,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn failed(
         error: BoxError,
         id: RequestId,
-        config: Arc<Config>,
+        config: Config,
         line: RequestLine,
     ) -> Self {
         ResponseFuture {

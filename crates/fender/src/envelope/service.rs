@@ -4,7 +4,6 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -23,11 +22,14 @@ use crate::{ApiError, BoxError};
 ///
 /// # Clone
 ///
-/// Clones share the layer's settings (behind an `Arc`); they hold no per-request state.
+/// Clones copy the layer's settings (two numbers and, if set, an `Arc` of the `map_error`
+/// function, which they share); they hold no per-request state.
 #[derive(Debug)]
 pub struct ErrorEnvelope<S> {
     inner: CatchPanic<S, PanicToEnvelope>,
-    config: Arc<Config>,
+    // By value, not in an `Arc`: each response future takes a copy, and with no `map_error`
+    // that copy touches no reference count shared by the threads serving requests.
+    config: Config,
     /// The inner service failed readiness; the next call answers this error as an envelope.
     ready_error: Option<BoxError>,
 }
@@ -51,7 +53,7 @@ impl<S> ErrorEnvelope<S> {
     pub(crate) fn with_config(inner: S, config: Config) -> Self {
         ErrorEnvelope {
             inner: CatchPanic::custom(inner, PanicToEnvelope),
-            config: Arc::new(config),
+            config,
             ready_error: None,
         }
     }
