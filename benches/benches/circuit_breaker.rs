@@ -299,15 +299,9 @@ fn closed_path(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = fender_benches::criterion_config();
     targets = closed_path
 }
 criterion_main!(benches);

@@ -194,15 +194,9 @@ fn happy_path_socket(c: &mut Criterion) {
     drop(server);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = fender_benches::criterion_config();
     targets = happy_path, happy_path_socket
 }
 criterion_main!(benches);

@@ -42,3 +42,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("a tokio runtime")
 }
+
+/// The criterion settings of every overhead benchmark: 1 s of warm-up, 3 s of measurement
+/// (criterion's `--warm-up-time` and `--measurement-time` override them).
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}
