@@ -17,18 +17,19 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::body::{ReplayBody, Source};
+use super::gate::{Admission, AdmitContext, Gate, NoGate};
 use super::policy::{Config, RetryInfo};
 use crate::BoxError;
-use crate::classify::{Classify, Outcome};
-use crate::error::ApiError;
+use crate::classify::{Class, Classify, Outcome};
 
 pin_project! {
     /// The response future of [`Retry`](super::Retry): calls, waits, calls again.
     ///
     /// Dropping it cancels the attempt in flight or the delay; nothing more is sent.
-    pub struct ResponseFuture<S, B, C>
+    pub struct ResponseFuture<S, B, C, G = NoGate>
     where
         S: Service<Request<ReplayBody<B>>>,
+        G: Gate,
     {
         #[pin]
         state: State<S::Future>,
@@ -39,6 +40,10 @@ pin_project! {
         attempt: u32,
         attempt_timeout: Option<Duration>,
         retry: Option<Ctx<S, B, C>>,
+        // The classifier of a single attempt sent without a retry context, when the gate
+        // wants its verdict.
+        classifier: Option<C>,
+        gate: GateState<G>,
     }
 }
 
@@ -47,16 +52,39 @@ pin_project! {
     enum State<F> {
         Calling { #[pin] future: F },
         Waiting,
+        Admitting,
         Readying,
+        Refused { error: Option<BoxError> },
         Done,
     }
 }
 
-/// What a retry needs: the service, the request to send again, the settings.
+/// The gate of a request: the gate itself, the request's scope and the permit of the attempt in
+/// flight.
+pub(crate) struct GateState<G: Gate> {
+    gate: G,
+    scope: G::Scope,
+    permit: Option<G::Permit>,
+}
+
+impl<G: Gate> GateState<G> {
+    pub(crate) fn new(gate: G, scope: G::Scope, permit: Option<G::Permit>) -> Self {
+        GateState {
+            gate,
+            scope,
+            permit,
+        }
+    }
+}
+
+/// What a later attempt needs: the service, the request to send again, the settings.
 pub(crate) struct Ctx<S, B, C> {
     service: S,
-    template: Template,
-    source: Source<B>,
+    /// The head and body source to build each retry from; `None` when the request cannot be
+    /// retried (it is only waiting for its first admission).
+    replay: Option<(Template, Source<B>)>,
+    /// The first request, while it waits to be admitted.
+    first: Option<Request<ReplayBody<B>>>,
     idempotent: bool,
     config: Arc<Config<C>>,
     started: Option<Instant>,
@@ -104,45 +132,53 @@ impl Template {
 impl<S, B, C> Ctx<S, B, C> {
     pub(crate) fn new(
         service: S,
-        template: Template,
-        source: Source<B>,
+        replay: Option<(Template, Source<B>)>,
+        first: Option<Request<ReplayBody<B>>>,
         idempotent: bool,
         config: Arc<Config<C>>,
+        started: Option<Instant>,
     ) -> Self {
-        let started = config.deadline.map(|_| Instant::now());
         Ctx {
             service,
-            template,
-            source,
+            replay,
+            first,
             idempotent,
             config,
             started,
             history: None,
         }
     }
+
+    /// The time left before the deadline, when there is one.
+    fn remaining(&self) -> Option<Duration> {
+        let (deadline, started) = (self.config.deadline?, self.started?);
+        Some(deadline.saturating_sub(started.elapsed()))
+    }
+
+    /// The next request to send: the waiting first one, or a replay.
+    fn next_request(&mut self) -> Request<ReplayBody<B>> {
+        if let Some(first) = self.first.take() {
+            return first;
+        }
+        let (template, source) = self
+            .replay
+            .as_ref()
+            .expect("only a replayable request is sent again");
+        template.request(source.body())
+    }
 }
 
 impl<S, B, C: Classify> Ctx<S, B, C> {
-    /// After attempt number `attempt` ended with `result`: the delay before the next attempt,
-    /// or `None` to return `result`.
-    fn decide<T>(
-        &mut self,
-        result: &Result<Response<T>, BoxError>,
-        attempt: u32,
-    ) -> Option<Duration> {
+    /// After attempt number `attempt` ended as `class` (with the server asking for `asked`):
+    /// the delay before the next attempt, or `None` to return the attempt's result.
+    fn decide(&mut self, class: Class, asked: Option<Duration>, attempt: u32) -> Option<Duration> {
         let config = &*self.config;
-        let class = match result {
-            Ok(res) => config.classifier.classify(Outcome::Response {
-                status: res.status(),
-                headers: res.headers(),
-            }),
-            Err(err) => config.classifier.classify(Outcome::Error(&**err)),
-        };
         if !class.is_retryable() {
             return None;
         }
-        let method = &self.template.method;
-        let uri = &self.template.uri;
+        let (template, source) = self.replay.as_ref()?;
+        let method = &template.method;
+        let uri = Redacted(&template.uri);
         if attempt >= config.max_attempts {
             tracing::debug!(%method, %uri, attempts = attempt, reason = %class, "not retrying: attempts exhausted");
             return None;
@@ -151,23 +187,22 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
             tracing::debug!(%method, %uri, reason = %class, "not retrying: the request is not idempotent");
             return None;
         }
-        if !self.source.is_replayable() {
+        if !source.is_replayable() {
             tracing::debug!(%method, %uri, reason = %class, "not retrying: the request body exceeded the replay cap");
             return None;
         }
-        let delay = match server_delay(result, config.wall_clock) {
-            Some(asked) if asked > config.retry_after_cap => {
-                tracing::debug!(%method, %uri, retry_after = ?asked, cap = ?config.retry_after_cap, "not retrying: Retry-After exceeds the cap");
-                return None;
-            }
-            Some(asked) => asked,
-            None => {
-                let history = self.history.get_or_insert_with(|| History::new(config));
-                config
-                    .backoff
-                    .delay(attempt, history.previous, &mut history.rng)
-            }
-        };
+        if let Some(asked) = asked
+            && asked > config.retry_after_cap
+        {
+            tracing::debug!(%method, %uri, retry_after = ?asked, cap = ?config.retry_after_cap, "not retrying: Retry-After exceeds the cap");
+            return None;
+        }
+        // A server's Retry-After lengthens the contract's backoff, never shortens it.
+        let history = self.history.get_or_insert_with(|| History::new(config));
+        let backoff = config
+            .backoff
+            .delay(attempt, history.previous, &mut history.rng);
+        let delay = asked.map_or(backoff, |asked| asked.max(backoff));
         if let (Some(deadline), Some(started)) = (config.deadline, self.started) {
             let remaining = deadline.saturating_sub(started.elapsed());
             let fits = match config.attempt_timeout {
@@ -221,7 +256,7 @@ impl History {
 }
 
 /// The delay a 429 or 503 asks for with `Retry-After`, from the response or a decoded
-/// [`ApiError`].
+/// [`ApiError`](crate::ApiError) in the error's source chain.
 fn server_delay<T>(
     result: &Result<Response<T>, BoxError>,
     now: fn() -> std::time::SystemTime,
@@ -235,7 +270,7 @@ fn server_delay<T>(
         Err(err) => {
             let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&**err);
             while let Some(e) = current {
-                if let Some(api) = e.downcast_ref::<ApiError>() {
+                if let Some(api) = e.downcast_ref::<crate::ApiError>() {
                     return api.retry_after().filter(|_| asks(api.status()));
                 }
                 current = e.source();
@@ -245,22 +280,98 @@ fn server_delay<T>(
     }
 }
 
-impl<S, B, C> ResponseFuture<S, B, C>
+/// The class of an attempt's result, by the layer's classifier.
+fn classify<C: Classify, T>(classifier: &C, result: &Result<Response<T>, BoxError>) -> Class {
+    match result {
+        Ok(res) => classifier.classify(Outcome::Response {
+            status: res.status(),
+            headers: res.headers(),
+        }),
+        Err(err) => classifier.classify(Outcome::Error(&**err)),
+    }
+}
+
+/// A URI as logs show it: scheme, host, port and path; never userinfo or the query.
+pub(crate) struct Redacted<'a>(pub(crate) &'a Uri);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uri = self.0;
+        if let Some(scheme) = uri.scheme_str() {
+            write!(f, "{scheme}://")?;
+        }
+        if let Some(authority) = uri.authority() {
+            f.write_str(authority.host())?;
+            if let Some(port) = authority.port_u16() {
+                write!(f, ":{port}")?;
+            }
+        }
+        f.write_str(uri.path())
+    }
+}
+
+/// `now + d`, saturating at a far future instead of overflowing.
+pub(crate) fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+impl<S, B, C, G> ResponseFuture<S, B, C, G>
 where
     S: Service<Request<ReplayBody<B>>>,
+    G: Gate,
 {
-    pub(crate) fn new(
+    /// An attempt already sent.
+    pub(crate) fn calling(
         future: S::Future,
         attempt_timeout: Option<Duration>,
         retry: Option<Ctx<S, B, C>>,
+        classifier: Option<C>,
+        gate: GateState<G>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            timer: attempt_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            timer: attempt_timeout.map(|t| Box::pin(tokio::time::sleep_until(after(t)))),
             timing_attempt: attempt_timeout.is_some(),
             attempt: 1,
             attempt_timeout,
             retry,
+            classifier,
+            gate,
+        }
+    }
+
+    /// A first attempt the gate asked to wait `delay` before it is admitted.
+    pub(crate) fn waiting(
+        delay: Duration,
+        attempt_timeout: Option<Duration>,
+        retry: Ctx<S, B, C>,
+        gate: GateState<G>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Waiting,
+            timer: Some(Box::pin(tokio::time::sleep_until(after(delay)))),
+            timing_attempt: false,
+            attempt: 0,
+            attempt_timeout,
+            retry: Some(retry),
+            classifier: None,
+            gate,
+        }
+    }
+
+    /// A request the gate refused before its first attempt.
+    pub(crate) fn refused(error: BoxError, gate: GateState<G>) -> Self {
+        ResponseFuture {
+            state: State::Refused { error: Some(error) },
+            timer: None,
+            timing_attempt: false,
+            attempt: 0,
+            attempt_timeout: None,
+            retry: None,
+            classifier: None,
+            gate,
         }
     }
 }
@@ -272,11 +383,15 @@ fn arm(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant) {
     }
 }
 
-impl<S, B, C, ResB> Future for ResponseFuture<S, B, C>
+/// The shortest wait a gate may ask for, so that a gate saying "wait 0" cannot spin.
+const MIN_GATE_WAIT: Duration = Duration::from_millis(1);
+
+impl<S, B, C, G, ResB> Future for ResponseFuture<S, B, C, G>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     C: Classify,
+    G: Gate,
 {
     type Output = Result<Response<ResB>, BoxError>;
 
@@ -300,11 +415,31 @@ where
                         }
                     };
                     *this.timing_attempt = false;
-                    let Some(ctx) = this.retry.as_mut() else {
+                    let gate = &mut *this.gate;
+                    let observes = gate.gate.observes();
+                    let Some(ctx) = this.retry.as_mut().filter(|c| c.replay.is_some()) else {
+                        if observes {
+                            // Classified once, with the same rules a retry would use.
+                            let class = match (this.retry.as_ref(), this.classifier.as_ref()) {
+                                (Some(ctx), _) => classify(&ctx.config.classifier, &result),
+                                (None, Some(classifier)) => classify(classifier, &result),
+                                (None, None) => classify_plain(&result),
+                            };
+                            record(gate, class, &result, this.retry.as_ref());
+                        }
                         this.state.set(State::Done);
                         return Poll::Ready(result);
                     };
-                    let Some(delay) = ctx.decide(&result, *this.attempt) else {
+                    let class = classify(&ctx.config.classifier, &result);
+                    let asked = if matches!(class, Class::RateLimited | Class::ServerError) {
+                        server_delay(&result, ctx.config.wall_clock)
+                    } else {
+                        None
+                    };
+                    if observes && let Some(permit) = gate.permit.take() {
+                        gate.gate.record(&gate.scope, permit, class, asked);
+                    }
+                    let Some(delay) = ctx.decide(class, asked, *this.attempt) else {
                         this.state.set(State::Done);
                         return Poll::Ready(finish(result, *this.attempt, ctx));
                     };
@@ -312,41 +447,102 @@ where
                     // the next attempt starts.
                     drop(result);
                     if delay.is_zero() {
-                        this.state.set(State::Readying);
+                        this.state.set(State::Admitting);
                     } else {
                         this.state.set(State::Waiting);
-                        arm(this.timer, Instant::now() + delay);
+                        arm(this.timer, after(delay));
                     }
                 }
                 StateProj::Waiting => {
                     if let Some(timer) = this.timer.as_mut() {
                         ready!(timer.as_mut().poll(cx));
                     }
-                    this.state.set(State::Readying);
+                    this.state.set(State::Admitting);
+                }
+                StateProj::Admitting => {
+                    let ctx = this
+                        .retry
+                        .as_mut()
+                        .expect("only a request with a retry context is admitted later");
+                    let admit = AdmitContext {
+                        attempt: *this.attempt + 1,
+                        remaining: ctx.remaining(),
+                        max_wait: ctx.config.retry_after_cap,
+                    };
+                    let gate = &mut *this.gate;
+                    match gate.gate.admit(&gate.scope, admit) {
+                        Admission::Go(permit) => {
+                            gate.permit = Some(permit);
+                            this.state.set(State::Readying);
+                        }
+                        Admission::Wait(delay) => {
+                            this.state.set(State::Waiting);
+                            arm(this.timer, after(delay.max(MIN_GATE_WAIT)));
+                        }
+                        Admission::Refuse(error) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(error));
+                        }
+                    }
                 }
                 StateProj::Readying => {
                     let ctx = this
                         .retry
                         .as_mut()
-                        .expect("only a retryable request waits for a retry");
+                        .expect("only a request with a retry context is sent later");
                     if let Err(err) = ready!(ctx.service.poll_ready(cx)) {
+                        // The permit is dropped unrecorded: the attempt never happened.
+                        this.gate.permit = None;
                         this.state.set(State::Done);
                         return Poll::Ready(Err(err.into()));
                     }
                     let clone = ctx.service.clone();
                     let mut ready = mem::replace(&mut ctx.service, clone);
-                    let future = ready.call(ctx.template.request(ctx.source.body()));
+                    let future = ready.call(ctx.next_request());
                     *this.attempt += 1;
                     this.state.set(State::Calling { future });
                     if let Some(timeout) = *this.attempt_timeout {
-                        arm(this.timer, Instant::now() + timeout);
+                        arm(this.timer, after(timeout));
                         *this.timing_attempt = true;
                     }
+                }
+                StateProj::Refused { error } => {
+                    let error = error
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(error));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
     }
+}
+
+/// The class of a single attempt sent without a retry context, by the contract's rules.
+fn classify_plain<T>(result: &Result<Response<T>, BoxError>) -> Class {
+    classify(&crate::classify::ContractClassifier, result)
+}
+
+/// Hands the outcome of the last attempt of a request that will not be retried to the gate.
+fn record<G: Gate, S, B, C, T>(
+    gate: &mut GateState<G>,
+    class: Class,
+    result: &Result<Response<T>, BoxError>,
+    ctx: Option<&Ctx<S, B, C>>,
+) {
+    let Some(permit) = gate.permit.take() else {
+        return;
+    };
+    let asked = if matches!(class, Class::RateLimited | Class::ServerError) {
+        let clock = ctx.map_or(std::time::SystemTime::now as fn() -> _, |c| {
+            c.config.wall_clock
+        });
+        server_delay(result, clock)
+    } else {
+        None
+    };
+    gate.gate.record(&gate.scope, permit, class, asked);
 }
 
 fn finish<S, B, C, T>(
@@ -369,9 +565,10 @@ fn finish<S, B, C, T>(
     })
 }
 
-impl<S, B, C> fmt::Debug for ResponseFuture<S, B, C>
+impl<S, B, C, G> fmt::Debug for ResponseFuture<S, B, C, G>
 where
     S: Service<Request<ReplayBody<B>>>,
+    G: Gate,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")

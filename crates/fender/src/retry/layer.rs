@@ -7,7 +7,8 @@ use tower_layer::Layer;
 
 use super::backoff::{Backoff, Jitter};
 use super::budget::RetryBudget;
-use super::policy::{Config, OnRetry};
+use super::gate::NoGate;
+use super::policy::Config;
 use super::service::Retry;
 use crate::classify::{Classify, ContractClassifier};
 
@@ -74,16 +75,13 @@ impl<C> RetryLayer<C> {
 
     /// The nominal delay before the first retry, doubled for each later one (default 1 s).
     ///
+    /// The two delays may be set in either order; the pair is checked when the layer builds a
+    /// service.
+    ///
     /// # Panics
     ///
-    /// When `base` is longer than the maximum delay (30 s unless changed): raise
-    /// [`max_delay`](Self::max_delay) first.
+    /// [`layer`](Layer::layer) panics when the base delay is longer than the maximum delay.
     pub fn base_delay(mut self, base: Duration) -> Self {
-        assert!(
-            base <= self.config.backoff.max,
-            "RetryLayer::base_delay ({base:?}) must not exceed max_delay ({:?}); set max_delay first",
-            self.config.backoff.max
-        );
         self.config.backoff.base = base;
         self
     }
@@ -92,14 +90,8 @@ impl<C> RetryLayer<C> {
     ///
     /// # Panics
     ///
-    /// When `max` is shorter than the base delay (1 s unless changed): lower
-    /// [`base_delay`](Self::base_delay) first.
+    /// [`layer`](Layer::layer) panics when the maximum delay is shorter than the base delay.
     pub fn max_delay(mut self, max: Duration) -> Self {
-        assert!(
-            max >= self.config.backoff.base,
-            "RetryLayer::max_delay ({max:?}) must not be below base_delay ({:?}); set base_delay first",
-            self.config.backoff.base
-        );
         self.config.backoff.max = max;
         self
     }
@@ -202,8 +194,14 @@ impl<C> RetryLayer<C> {
         self
     }
 
-    /// A callback run before each retry, e.g. to count retries by reason.
-    pub fn on_retry(mut self, callback: impl OnRetry) -> Self {
+    /// A callback run before each retry, e.g. to count retries by reason: it gets the number of
+    /// the attempt about to be made (2 for the first retry), the delay before it and the class
+    /// of the outcome that caused it. The closure's argument types are inferred:
+    /// `.on_retry(|attempt, delay, reason| ...)`.
+    pub fn on_retry<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(u32, Duration, crate::classify::Class) + Send + Sync + 'static,
+    {
         self.config.on_retry = Some(Arc::new(callback));
         self
     }
@@ -216,11 +214,25 @@ impl<C> RetryLayer<C> {
     }
 }
 
+impl<C: Clone> RetryLayer<C> {
+    /// The settings, after the checks that involve more than one of them.
+    pub(crate) fn checked_config(&self) -> Config<C> {
+        let backoff = &self.config.backoff;
+        assert!(
+            backoff.base <= backoff.max,
+            "RetryLayer: base_delay ({:?}) must not exceed max_delay ({:?})",
+            backoff.base,
+            backoff.max
+        );
+        self.config.clone()
+    }
+}
+
 impl<S, C: Clone> Layer<S> for RetryLayer<C> {
     type Service = Retry<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_config(inner, Arc::new(self.config.clone()))
+        Retry::from_config(inner, Arc::new(self.checked_config()), NoGate)
     }
 }
 

@@ -132,7 +132,7 @@
 //!         Outcome::Response { status: StatusCode::CONFLICT, .. } => Class::ServerError,
 //!         other => ContractClassifier.classify(other),
 //!     })
-//!     .on_retry(|attempt: u32, delay: Duration, reason: Class| {
+//!     .on_retry(|attempt, delay, reason| {
 //!         println!("attempt {attempt} in {delay:?} after {reason}");
 //!     });
 //! # let _ = layer;
@@ -166,6 +166,7 @@ mod backoff;
 mod body;
 mod budget;
 pub mod future;
+pub mod gate;
 mod layer;
 mod policy;
 mod service;

@@ -7,7 +7,8 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::body::ReplayBody;
-use super::future::{Ctx, ResponseFuture, Template};
+use super::future::{Ctx, GateState, ResponseFuture, Template};
+use super::gate::{Admission, AdmitContext, Gate, NoGate};
 use super::layer::RetryLayer;
 use super::policy::{Config, IDEMPOTENCY_KEY, is_idempotent};
 use crate::BoxError;
@@ -25,9 +26,10 @@ use crate::classify::{Classify, ContractClassifier};
 /// Clones share the layer's settings and its [`RetryBudget`](super::RetryBudget): retries of
 /// all clones draw on the same budget.
 #[derive(Debug)]
-pub struct Retry<S, C = ContractClassifier> {
+pub struct Retry<S, C = ContractClassifier, G = NoGate> {
     inner: S,
     config: Arc<Config<C>>,
+    gate: G,
 }
 
 impl<S> Retry<S> {
@@ -42,9 +44,13 @@ impl<S> Retry<S> {
     }
 }
 
-impl<S, C> Retry<S, C> {
-    pub(crate) fn from_config(inner: S, config: Arc<Config<C>>) -> Self {
-        Retry { inner, config }
+impl<S, C, G> Retry<S, C, G> {
+    pub(crate) fn from_config(inner: S, config: Arc<Config<C>>, gate: G) -> Self {
+        Retry {
+            inner,
+            config,
+            gate,
+        }
     }
 
     /// The inner service.
@@ -63,25 +69,27 @@ impl<S, C> Retry<S, C> {
     }
 }
 
-impl<S: Clone, C> Clone for Retry<S, C> {
+impl<S: Clone, C, G: Clone> Clone for Retry<S, C, G> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
             config: self.config.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
 
-impl<S, C, ReqB, ResB> Service<Request<ReqB>> for Retry<S, C>
+impl<S, C, G, ReqB, ResB> Service<Request<ReqB>> for Retry<S, C, G>
 where
     S: Service<Request<ReplayBody<ReqB>>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     C: Classify,
+    G: Gate,
     ReqB: Body,
 {
     type Response = Response<ResB>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, ReqB, C>;
+    type Future = ResponseFuture<S, ReqB, C, G>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -93,25 +101,70 @@ where
             budget.deposit();
         }
         let attempt_timeout = config.attempt_timeout;
-        if config.max_attempts <= 1 {
-            let future = self.inner.call(req.map(ReplayBody::passthrough));
-            return ResponseFuture::new(future, attempt_timeout, None);
-        }
         let (parts, body) = req.into_parts();
-        let (body, source) = ReplayBody::first(body, config.body_cap);
-        let Some(source) = source else {
-            let future = self.inner.call(Request::from_parts(parts, body));
-            return ResponseFuture::new(future, attempt_timeout, None);
+        let scope = self.gate.scope(&parts);
+        let started = config.deadline.map(|_| tokio::time::Instant::now());
+        let admission = self.gate.admit(
+            &scope,
+            AdmitContext {
+                attempt: 1,
+                remaining: config.deadline,
+                max_wait: config.retry_after_cap,
+            },
+        );
+        let (permit, wait) = match admission {
+            Admission::Go(permit) => (Some(permit), None),
+            Admission::Wait(delay) => (None, Some(delay)),
+            Admission::Refuse(error) => {
+                return ResponseFuture::refused(
+                    error,
+                    GateState::new(self.gate.clone(), scope, None),
+                );
+            }
         };
-        let template = Template::new(&parts);
+        let gate = GateState::new(self.gate.clone(), scope, permit);
+        let (body, source) = if config.max_attempts <= 1 {
+            (ReplayBody::passthrough(body), None)
+        } else {
+            ReplayBody::first(body, config.body_cap)
+        };
+        let replay = source.map(|source| (Template::new(&parts), source));
         let idempotent = config.non_idempotent
             || is_idempotent(&parts.method)
             || parts.headers.contains_key(IDEMPOTENCY_KEY);
         // Call the instance that was made ready; keep it, to make it ready again for a retry.
         let clone = self.inner.clone();
         let mut ready = mem::replace(&mut self.inner, clone);
-        let future = ready.call(Request::from_parts(parts, body));
-        let ctx = Ctx::new(ready, template, source, idempotent, config.clone());
-        ResponseFuture::new(future, attempt_timeout, Some(ctx))
+        let request = Request::from_parts(parts, body);
+        if let Some(delay) = wait {
+            let ctx = Ctx::new(
+                ready,
+                replay,
+                Some(request),
+                idempotent,
+                config.clone(),
+                started,
+            );
+            return ResponseFuture::waiting(delay, attempt_timeout, ctx, gate);
+        }
+        let future = ready.call(request);
+        let (ctx, classifier) = match replay {
+            Some(replay) => (
+                Some(Ctx::new(
+                    ready,
+                    Some(replay),
+                    None,
+                    idempotent,
+                    config.clone(),
+                    started,
+                )),
+                None,
+            ),
+            None => (
+                None,
+                self.gate.observes().then(|| config.classifier.clone()),
+            ),
+        };
+        ResponseFuture::calling(future, attempt_timeout, ctx, classifier, gate)
     }
 }

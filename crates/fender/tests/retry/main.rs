@@ -788,8 +788,11 @@ fn zero_attempts_is_rejected() {
 
 #[test]
 #[should_panic(expected = "must not exceed max_delay")]
-fn a_base_delay_above_the_max_is_rejected() {
-    let _ = RetryLayer::new().base_delay(secs(31));
+fn a_base_delay_above_the_max_is_rejected_when_the_layer_is_built() {
+    let layer = RetryLayer::new().base_delay(secs(31));
+    let _ = layer.layer(tower::service_fn(|_: Req| async {
+        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+    }));
 }
 
 #[test]
@@ -878,12 +881,12 @@ fn capture_events() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn each_retry_emits_one_event_with_attempt_delay_reason_method_and_uri() {
+async fn each_retry_emits_one_event_with_attempt_delay_reason_method_and_redacted_uri() {
     capture_events();
     let script = Script::new([Reply::status(502), Reply::status(504), Reply::status(200)]);
     exact()
         .layer(script)
-        .oneshot(get("http://up/things?id=3"))
+        .oneshot(get("http://alice:s3cret@up/things?id=3"))
         .await
         .unwrap();
     let events = EVENTS.with(|events| events.borrow().clone());
@@ -900,7 +903,8 @@ async fn each_retry_emits_one_event_with_attempt_delay_reason_method_and_uri() {
         assert_eq!(field("delay_ms"), delay);
         assert_eq!(field("reason"), "server error");
         assert_eq!(field("method"), "GET");
-        assert_eq!(field("uri"), "http://up/things?id=3");
+        // Userinfo and the query string never reach the logs.
+        assert_eq!(field("uri"), "http://up/things");
     }
 }
 
@@ -928,4 +932,95 @@ async fn retries_stop_at_an_open_circuit_and_its_fast_fail_is_returned() {
     assert!(err.is::<CircuitOpen>());
     assert_eq!(script.count(), 2);
     assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+mod hostile_durations {
+    //! Durations at the edge of what `Instant` can hold: saturate, never panic.
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_under_an_unbounded_cap_does_not_panic() {
+        let script = Script::new([
+            Reply::with_header(429, "retry-after", "18446744073709551615"),
+            Reply::status(200),
+        ]);
+        let svc = RetryLayer::new()
+            .retry_after_cap(Duration::MAX)
+            .layer(script.clone());
+        let pending = tokio::spawn(svc.oneshot(get("http://up/")));
+        tokio::time::advance(secs(3_600)).await;
+        // The retry waits (practically forever); the caller's task is alive and can drop it.
+        assert!(!pending.is_finished());
+        assert_eq!(script.count(), 1);
+        pending.abort();
+        assert!(pending.await.unwrap_err().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_timeout_of_duration_max_does_not_panic_on_the_first_retry() {
+        let script = Script::new([Reply::status(503), Reply::status(200)]);
+        let res = exact()
+            .attempt_timeout(Duration::MAX)
+            .layer(script.clone())
+            .oneshot(get("http://up/"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(script.count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn base_and_max_delays_of_duration_max_do_not_panic() {
+        let script = Script::new([Reply::status(503), Reply::status(200)]);
+        let svc = RetryLayer::new()
+            .max_delay(Duration::MAX)
+            .base_delay(Duration::MAX)
+            .no_budget()
+            .layer(script.clone());
+        let pending = tokio::spawn(svc.oneshot(get("http://up/")));
+        tokio::time::advance(secs(86_400)).await;
+        assert!(!pending.is_finished());
+        assert_eq!(script.count(), 1);
+        pending.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_of_duration_max_is_no_deadline() {
+        let script = Script::new([Reply::status(503), Reply::status(200)]);
+        let res = exact()
+            .deadline(Duration::MAX)
+            .layer(script.clone())
+            .oneshot(get("http://up/"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_zero_never_shortens_the_backoff() {
+    let script = Script::always(Reply::with_header(503, "retry-after", "0"));
+    let start = Instant::now();
+    exact()
+        .layer(script.clone())
+        .oneshot(get("http://up/"))
+        .await
+        .unwrap();
+    // Three attempts on the contract's 1 s, 2 s schedule, not within a millisecond.
+    assert_eq!(script.gaps(), [secs(1), secs(2)]);
+    assert_eq!(start.elapsed(), secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn base_and_max_delay_may_be_set_in_any_order() {
+    // 45 s is above the default 30 s maximum, but the final pair is valid.
+    let script = Script::new([Reply::status(503), Reply::status(200)]);
+    exact()
+        .base_delay(secs(45))
+        .max_delay(secs(60))
+        .layer(script.clone())
+        .oneshot(get("http://up/"))
+        .await
+        .unwrap();
+    assert_eq!(script.gaps(), [secs(45)]);
 }
