@@ -53,6 +53,8 @@
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
+#[cfg(all(feature = "retry", feature = "circuit-breaker", feature = "envelope"))]
+pub mod client;
 pub mod code;
 pub mod error;
 pub mod request_id;
@@ -65,8 +67,14 @@ pub mod envelope;
 
 #[cfg(feature = "circuit-breaker")]
 pub use circuit_breaker::CircuitBreakerLayer;
+pub use classify::Class;
+#[cfg(all(feature = "retry", feature = "circuit-breaker", feature = "envelope"))]
+pub use client::ClientLayer;
 pub use code::ErrorCode;
+#[cfg(feature = "envelope")]
+pub use envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
 pub use error::ApiError;
+pub use error::Origin;
 #[cfg(feature = "retry")]
 pub use retry::RetryLayer;
 

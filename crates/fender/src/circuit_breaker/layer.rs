@@ -321,3 +321,10 @@ impl<S, C: Clone, M: Clone> Layer<S> for CircuitBreakerLayer<C, M> {
         CircuitBreaker::new(inner, self.classifier.clone(), self.mode.clone())
     }
 }
+
+impl<C, M> CircuitBreakerLayer<C, M> {
+    /// The breaker settings, for a composed stack that keeps its own breakers.
+    pub(crate) fn breaker_config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+}

@@ -128,9 +128,9 @@ mod error;
 mod handle;
 mod keyed;
 mod layer;
-mod policy;
+pub(crate) mod policy;
 mod service;
-mod state;
+pub(crate) mod state;
 mod window;
 
 pub mod future;

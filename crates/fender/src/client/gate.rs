@@ -1,0 +1,121 @@
+//! The client stack's gate: per-host admission and accounting for every attempt of the retry
+//! loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::breaker::BreakerPermit;
+use super::host::{HostKey, HostMap, HostState};
+use super::pushback::Verdict;
+use crate::ApiError;
+use crate::classify::Class;
+use crate::retry::gate::{Admission, AdmitContext, Gate};
+
+/// Admits attempts by their host's state and records their verdicts there.
+#[derive(Clone, Debug)]
+pub struct HostGate {
+    pub(crate) hosts: Arc<HostMap>,
+}
+
+/// One admitted attempt: its breaker permit, and whether it is a pushback probe.
+#[derive(Debug)]
+pub struct HostPermit {
+    breaker: Option<BreakerPermit>,
+    probe: bool,
+    host: Arc<HostState>,
+    recorded: bool,
+}
+
+impl std::fmt::Debug for BreakerPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BreakerPermit")
+    }
+}
+
+impl Drop for HostPermit {
+    fn drop(&mut self) {
+        if !self.recorded && self.probe {
+            self.host.pushback.cancel_probe();
+        }
+    }
+}
+
+/// The host state a request keeps between its attempts.
+#[derive(Debug)]
+pub struct HostScope {
+    host: Arc<HostState>,
+}
+
+impl Gate for HostGate {
+    type Scope = HostScope;
+    type Permit = HostPermit;
+
+    fn scope(&self, parts: &http::request::Parts) -> HostScope {
+        HostScope {
+            host: self.hosts.get_or_insert(HostKey::of(parts)),
+        }
+    }
+
+    fn admit(&self, scope: &HostScope, ctx: AdmitContext) -> Admission<HostPermit> {
+        let host = &scope.host;
+        let probe = match host.pushback.admit(ctx.remaining, ctx.max_wait) {
+            Verdict::Go { probe } => probe,
+            Verdict::Wait(wait) => return Admission::Wait(wait),
+            Verdict::Refuse(err) => return Admission::Refuse(Box::new(err)),
+        };
+        let refuse = |err: crate::BoxError| {
+            if probe {
+                host.pushback.cancel_probe();
+            }
+            Admission::Refuse(err)
+        };
+        if let Some(throttle) = &host.throttle
+            && throttle.reject()
+        {
+            return refuse(Box::new(
+                ApiError::service_unavailable(
+                    "the upstream is failing most requests: this one was shed locally",
+                )
+                .with_retry_after(Duration::from_secs(1))
+                .with_class(Class::Rejected),
+            ));
+        }
+        let breaker = match host.breaker.as_ref().map(|b| b.acquire()) {
+            None => None,
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(open)) => return refuse(Box::new(open)),
+        };
+        Admission::Go(HostPermit {
+            breaker,
+            probe,
+            host: host.clone(),
+            recorded: false,
+        })
+    }
+
+    fn record(
+        &self,
+        _scope: &HostScope,
+        mut permit: HostPermit,
+        class: Class,
+        retry_after: Option<Duration>,
+    ) {
+        permit.recorded = true;
+        let host = &permit.host;
+        if let Some(breaker) = permit.breaker.take() {
+            breaker.record(class.is_failure());
+        }
+        if let Some(throttle) = &host.throttle {
+            throttle.record(class);
+        }
+        let status = match class {
+            Class::RateLimited => Some(StatusCode::TOO_MANY_REQUESTS),
+            Class::ServerError => Some(StatusCode::SERVICE_UNAVAILABLE),
+            _ => None,
+        };
+        host.pushback
+            .record(permit.probe, class, status, retry_after);
+    }
+}

@@ -1,0 +1,259 @@
+//! What the client stack keeps per host: the host's key, its circuit breaker, its server
+//! pushback and its adaptive throttle, in a bounded map.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::breaker::BreakerCell;
+use super::pushback::Pushback;
+use super::throttle::Throttle;
+use crate::circuit_breaker::CircuitBreakerHandle;
+
+/// The key of a host: scheme, lowercased host and port (the scheme's default port when the URI
+/// has none). Userinfo, path and query are never part of it, so they never reach logs,
+/// metrics or callbacks.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostKey {
+    scheme: Box<str>,
+    host: Box<str>,
+    port: u16,
+}
+
+impl HostKey {
+    /// The key of a request's head: its URI's authority, or else its `Host` header; a request
+    /// with neither has the empty key.
+    pub fn of(parts: &http::request::Parts) -> HostKey {
+        let scheme = parts
+            .uri
+            .scheme_str()
+            .unwrap_or("http")
+            .to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" | "wss" => 443,
+            _ => 80,
+        };
+        let (host, port) = match parts.uri.authority() {
+            Some(authority) => (
+                authority.host().to_ascii_lowercase(),
+                authority.port_u16().unwrap_or(default_port),
+            ),
+            None => match parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            {
+                Some(authority) => (
+                    authority.host().to_ascii_lowercase(),
+                    authority.port_u16().unwrap_or(default_port),
+                ),
+                None => (String::new(), default_port),
+            },
+        };
+        HostKey {
+            scheme: scheme.into(),
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// The scheme, lowercased.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The host, lowercased.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl fmt::Display for HostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+impl fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Everything the stack knows about one host.
+pub(crate) struct HostState {
+    pub(crate) breaker: Option<BreakerCell>,
+    pub(crate) pushback: Pushback,
+    pub(crate) throttle: Option<Throttle>,
+    last_used: AtomicU64,
+}
+
+impl fmt::Debug for HostState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostState")
+            .field(
+                "breaker",
+                &self.breaker.as_ref().map(|b| b.handle().state()),
+            )
+            .field("pushback", &self.pushback)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a map makes the state of a new host.
+pub(crate) type MakeHost = Arc<dyn Fn(&HostKey) -> HostState + Send + Sync>;
+
+impl HostState {
+    pub(crate) fn new(
+        breaker: Option<BreakerCell>,
+        pushback: Pushback,
+        throttle: Option<Throttle>,
+    ) -> Self {
+        HostState {
+            breaker,
+            pushback,
+            throttle,
+            last_used: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the host's circuit is closed (or it has no breaker): what eviction prefers.
+    fn is_quiet(&self) -> bool {
+        self.breaker.as_ref().is_none_or(|b| b.is_closed()) && !self.pushback.is_active()
+    }
+}
+
+/// The states of the hosts a stack talks to, at most `max_keys` of them.
+///
+/// The mutex is held only to find (or make) a host's state. When the map is full, a new host
+/// evicts one of a small sample of entries: the least recently used quiet one (closed circuit,
+/// no pushback), or the least recently used if none is quiet. The sample keeps eviction O(1)
+/// whatever the map's size, while open circuits of bad hosts are kept the longest.
+pub(crate) struct HostMap {
+    entries: Mutex<HashMap<HostKey, Arc<HostState>>>,
+    max_keys: usize,
+    make: MakeHost,
+    base: Instant,
+}
+
+/// How many entries one eviction looks at.
+const EVICTION_SAMPLE: usize = 16;
+
+impl fmt::Debug for HostMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_map().entries(entries.iter()).finish()
+    }
+}
+
+impl HostMap {
+    pub(crate) fn new(max_keys: usize, make: MakeHost) -> Self {
+        HostMap {
+            entries: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(1),
+            make,
+            base: Instant::now(),
+        }
+    }
+
+    /// The state of `key`'s host, made if there is none.
+    pub(crate) fn get_or_insert(&self, key: HostKey) -> Arc<HostState> {
+        let now = u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.base)
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = entries.get(&key) {
+            state.last_used.store(now, Relaxed);
+            return state.clone();
+        }
+        if entries.len() >= self.max_keys {
+            let victim = entries
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .min_by_key(|(_, s)| (!s.is_quiet(), s.last_used.load(Relaxed)))
+                .map(|(k, _)| k.clone());
+            if let Some(victim) = victim {
+                entries.remove(&victim);
+            }
+        }
+        let state = Arc::new((self.make)(&key));
+        state.last_used.store(now, Relaxed);
+        entries.insert(key, state.clone());
+        state
+    }
+
+    pub(crate) fn get(&self, key: &HostKey) -> Option<Arc<HostState>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).cloned()
+    }
+
+    pub(crate) fn keys(&self) -> Vec<HostKey> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut keys: Vec<_> = entries.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// A handle to the per-host state of a [`ClientLayer`](super::ClientLayer) and every service
+/// it made: which hosts are tracked, and each host's circuit breaker.
+#[derive(Clone)]
+pub struct ClientHandle {
+    pub(crate) hosts: Arc<std::sync::OnceLock<Arc<HostMap>>>,
+}
+
+impl fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHandle")
+            .field("hosts", &self.hosts.get())
+            .finish()
+    }
+}
+
+impl ClientHandle {
+    /// The hosts tracked now (at most the layer's `max_keys`), sorted.
+    pub fn hosts(&self) -> Vec<HostKey> {
+        self.hosts.get().map(|m| m.keys()).unwrap_or_default()
+    }
+
+    /// How many hosts are tracked now.
+    pub fn len(&self) -> usize {
+        self.hosts.get().map_or(0, |m| m.len())
+    }
+
+    /// Whether no host is tracked yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The circuit breaker of one host, if the host is tracked and the stack has a breaker.
+    pub fn breaker(&self, host: &HostKey) -> Option<CircuitBreakerHandle> {
+        let state = self.hosts.get()?.get(host)?;
+        state.breaker.as_ref().map(|b| b.handle())
+    }
+
+    /// How long requests to `host` are held by a server's `Retry-After` from now, if they are.
+    pub fn pushback(&self, host: &HostKey) -> Option<Duration> {
+        self.hosts.get()?.get(host)?.pushback.remaining()
+    }
+}
