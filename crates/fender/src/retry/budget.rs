@@ -192,6 +192,29 @@ impl Default for RetryBudget {
     }
 }
 
+/// The same budget for code that already uses `tower::retry`: a `tower::retry::Policy` can
+/// deposit into and withdraw from a budget it shares with fender's retry layer.
+///
+/// ```
+/// use fender::retry::RetryBudget;
+/// use tower::retry::budget::Budget;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let budget = RetryBudget::default();
+/// Budget::deposit(&budget);
+/// assert!(Budget::withdraw(&budget));
+/// # }
+/// ```
+impl tower::retry::budget::Budget for RetryBudget {
+    fn deposit(&self) {
+        RetryBudget::deposit(self);
+    }
+
+    fn withdraw(&self) -> bool {
+        RetryBudget::withdraw(self)
+    }
+}
+
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBudget")

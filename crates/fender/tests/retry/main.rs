@@ -1024,3 +1024,25 @@ async fn base_and_max_delay_may_be_set_in_any_order() {
         .unwrap();
     assert_eq!(script.gaps(), [secs(45)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_is_shared_with_tower_retry_code_through_its_budget_trait() {
+    use tower::retry::budget::Budget;
+    // One retry per request, no floor.
+    let budget = Arc::new(RetryBudget::new(secs(10), 0, 1.0));
+    // tower-side code records two requests: two tokens.
+    Budget::deposit(&*budget);
+    Budget::deposit(&*budget);
+    // The fender side records one more and spends two on its retries.
+    let script = Script::always(Reply::status(503));
+    exact()
+        .budget(budget.clone())
+        .layer(script.clone())
+        .oneshot(get("http://up/"))
+        .await
+        .unwrap();
+    assert_eq!(script.count(), 3);
+    // One token is left for the tower side.
+    assert!(Budget::withdraw(&*budget));
+    assert!(!Budget::withdraw(&*budget));
+}
