@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::body::BodyDeadline;
 use super::breaker::BreakerCell;
 use super::gate::HostGate;
 use super::host::{ClientHandle, HostMap, HostState, MakeHost};
@@ -20,7 +21,8 @@ use crate::retry::{Retry, RetryLayer};
 /// The service [`ClientLayer`] makes: envelope decoding around the retry loop, whose every
 /// attempt passes its host's pushback, throttle and circuit breaker and is bounded by the
 /// per-attempt timeout. Its error is [`ApiError`](crate::ApiError).
-pub type ClientStack<S, C = ContractClassifier> = DecodeEnvelope<Retry<S, C, HostGate>>;
+pub type ClientStack<S, C = ContractClassifier> =
+    DecodeEnvelope<BodyDeadline<Retry<S, C, HostGate>>>;
 
 /// The contract's client stack in one layer; see the [module docs](super).
 ///
@@ -41,6 +43,7 @@ pub struct ClientLayer<C = ContractClassifier> {
     retry: RetryLayer<C>,
     breaker: Option<Arc<BreakerConfig>>,
     attempt_timeout: Option<Duration>,
+    body_timeout: Option<Duration>,
     decode: DecodeEnvelopeLayer,
     throttle: Option<ThrottleConfig>,
     pushback: PushbackConfig,
@@ -54,6 +57,7 @@ impl<C: Clone> Clone for ClientLayer<C> {
             retry: self.retry.clone(),
             breaker: self.breaker.clone(),
             attempt_timeout: self.attempt_timeout,
+            body_timeout: self.body_timeout,
             decode: self.decode,
             throttle: self.throttle,
             pushback: self.pushback,
@@ -69,6 +73,7 @@ impl<C: fmt::Debug> fmt::Debug for ClientLayer<C> {
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("attempt_timeout", &self.attempt_timeout)
+            .field("body_timeout", &self.body_timeout)
             .field("throttle", &self.throttle)
             .field("max_keys", &self.max_keys)
             .finish_non_exhaustive()
@@ -91,6 +96,7 @@ impl ClientLayer {
             retry: RetryLayer::new(),
             breaker: Some(CircuitBreakerLayer::new().breaker_config()),
             attempt_timeout: Some(DEFAULT_ATTEMPT_TIMEOUT),
+            body_timeout: None,
             decode: DecodeEnvelopeLayer::new(),
             throttle: Some(ThrottleConfig::default()),
             pushback: PushbackConfig::default(),
@@ -110,6 +116,7 @@ impl<C> ClientLayer<C> {
             retry,
             breaker: self.breaker,
             attempt_timeout: self.attempt_timeout,
+            body_timeout: self.body_timeout,
             decode: self.decode,
             throttle: self.throttle,
             pushback: self.pushback,
@@ -151,6 +158,24 @@ impl<C> ClientLayer<C> {
     /// No per-attempt timeout.
     pub fn no_attempt_timeout(mut self) -> Self {
         self.attempt_timeout = None;
+        self
+    }
+
+    /// A time limit for reading a successful response's body, from the arrival of its head
+    /// (default none). A body still unfinished then fails with a
+    /// [`TIMEOUT`](crate::ErrorCode::Timeout) [`ApiError`](crate::ApiError) whose source is a
+    /// [`BodyTimeout`](super::BodyTimeout). The retry layer's
+    /// [`deadline`](RetryLayer::deadline), when set, covers the body as well.
+    ///
+    /// # Panics
+    ///
+    /// When `timeout` is zero.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "ClientLayer::body_timeout must not be zero"
+        );
+        self.body_timeout = Some(timeout);
         self
     }
 
@@ -220,10 +245,12 @@ impl<S, C: Clone> Layer<S> for ClientLayer<C> {
     fn layer(&self, inner: S) -> Self::Service {
         let mut config = self.retry.checked_config();
         config.attempt_timeout = self.attempt_timeout;
+        let deadline = config.deadline;
         let gate = HostGate {
             hosts: self.host_map(),
         };
         let retry = Retry::from_config(inner, Arc::new(config), gate);
-        self.decode.layer(retry)
+        self.decode
+            .layer(BodyDeadline::new(retry, self.body_timeout, deadline))
     }
 }

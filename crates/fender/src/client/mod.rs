@@ -63,6 +63,7 @@
 //! # let _ = (layer, handle);
 //! ```
 
+pub mod body;
 mod breaker;
 pub mod gate;
 mod host;
@@ -70,6 +71,7 @@ mod layer;
 mod pushback;
 pub(crate) mod throttle;
 
+pub use body::{BodyDeadline, BodyTimeout, DeadlineBody};
 pub use gate::{HostGate, HostPermit, HostScope};
 pub use host::{ClientHandle, HostKey};
 pub use layer::{ClientLayer, ClientStack, DEFAULT_ATTEMPT_TIMEOUT};

@@ -298,3 +298,52 @@ mod socket {
         }
     }
 }
+
+mod body_deadline {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_fails_at_the_body_timeout_instead_of_hanging() {
+        // 10 chunks, one every 2 s: the head arrives at once, the body would take 20 s.
+        let upstream = Upstream::new(Reply::drip("x", 10, secs(2)));
+        let mut svc = ClientLayer::new()
+            .attempt_timeout(secs(3))
+            .body_timeout(secs(5))
+            .layer(upstream.service());
+        let res = call(&mut svc, "http://drip.test/").await.unwrap();
+        let start = Instant::now();
+        let err = res.into_body().collect().await.unwrap_err();
+        assert_eq!(start.elapsed(), secs(5));
+        let api = err.downcast_ref::<ApiError>().unwrap();
+        assert_eq!(api.code(), &ErrorCode::Timeout);
+        assert!(
+            api.source_error()
+                .is_some_and(|e| e.is::<fender::client::BodyTimeout>())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_overall_deadline_covers_the_body() {
+        let upstream = Upstream::new(Reply::drip("x", 10, secs(2)));
+        let mut svc = ClientLayer::new()
+            .retry(RetryLayer::new().deadline(secs(7)))
+            .layer(upstream.service());
+        let start = Instant::now();
+        let res = call(&mut svc, "http://drip.test/").await.unwrap();
+        let err = res.into_body().collect().await.unwrap_err();
+        assert_eq!(start.elapsed(), secs(7));
+        assert!(err.downcast_ref::<ApiError>().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_finishes_in_time_is_untouched() {
+        let upstream = Upstream::new(Reply::drip("ab", 3, secs(1)));
+        let mut svc = ClientLayer::new()
+            .body_timeout(secs(5))
+            .layer(upstream.service());
+        let res = call(&mut svc, "http://drip.test/").await.unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ababab");
+    }
+}
