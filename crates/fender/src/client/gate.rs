@@ -71,7 +71,9 @@ impl Gate for HostGate {
             }
             Admission::Refuse(err)
         };
-        if let Some(throttle) = &host.throttle
+        // The throttle sheds new requests; retries are the budget's to bound.
+        if ctx.attempt == 1
+            && let Some(throttle) = &host.throttle
             && throttle.reject()
         {
             return refuse(Box::new(
@@ -95,6 +97,10 @@ impl Gate for HostGate {
         })
     }
 
+    fn healthy(&self, scope: &HostScope) -> bool {
+        scope.host.health.is_healthy()
+    }
+
     fn record(
         &self,
         _scope: &HostScope,
@@ -110,6 +116,8 @@ impl Gate for HostGate {
         if let Some(throttle) = &host.throttle {
             throttle.record(class);
         }
+        host.health
+            .record(!class.is_failure() && class != Class::RateLimited);
         let status = match class {
             Class::RateLimited => Some(StatusCode::TOO_MANY_REQUESTS),
             Class::ServerError => Some(StatusCode::SERVICE_UNAVAILABLE),

@@ -95,7 +95,35 @@ pub(crate) struct HostState {
     pub(crate) breaker: Option<BreakerCell>,
     pub(crate) pushback: Pushback,
     pub(crate) throttle: Option<Throttle>,
+    pub(crate) health: Health,
     last_used: AtomicU64,
+}
+
+/// The outcomes of a host's most recent attempts, one bit each (1 = accepted), and how many
+/// were recorded (up to 63), in one word.
+#[derive(Debug, Default)]
+pub(crate) struct Health(AtomicU64);
+
+/// How many recent attempts the health looks at.
+const HEALTH_WINDOW: u32 = 20;
+/// The share of them that must have been accepted for the host to look healthy.
+const HEALTHY_SHARE: u32 = 16;
+
+impl Health {
+    pub(crate) fn record(&self, accepted: bool) {
+        let _ = self.0.fetch_update(Relaxed, Relaxed, |w| {
+            let count = (w >> 58).min(HEALTH_WINDOW as u64);
+            let bits = ((w << 1) | u64::from(accepted)) & ((1 << HEALTH_WINDOW) - 1);
+            Some((((count + 1).min(HEALTH_WINDOW as u64)) << 58) | bits)
+        });
+    }
+
+    /// At least 16 of the last 20 attempts were accepted.
+    pub(crate) fn is_healthy(&self) -> bool {
+        let w = self.0.load(Relaxed);
+        (w >> 58) as u32 >= HEALTH_WINDOW
+            && (w & ((1 << HEALTH_WINDOW) - 1)).count_ones() >= HEALTHY_SHARE
+    }
 }
 
 impl fmt::Debug for HostState {
@@ -123,6 +151,7 @@ impl HostState {
             breaker,
             pushback,
             throttle,
+            health: Health::default(),
             last_used: AtomicU64::new(0),
         }
     }

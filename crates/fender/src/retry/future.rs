@@ -43,6 +43,8 @@ pin_project! {
         // The classifier of a single attempt sent without a retry context, when the gate
         // wants its verdict.
         classifier: Option<C>,
+        // The last result and its class, while a deferred retry waits for the budget.
+        held: Option<(Result<S::Response, BoxError>, Class)>,
         gate: GateState<G>,
     }
 }
@@ -89,6 +91,8 @@ pub(crate) struct Ctx<S, B, C> {
     config: Arc<Config<C>>,
     started: Option<Instant>,
     history: Option<Box<History>>,
+    /// The budget refused a retry once and the request waits to ask again.
+    deferred: bool,
 }
 
 /// What only a request that is being retried needs.
@@ -146,6 +150,7 @@ impl<S, B, C> Ctx<S, B, C> {
             config,
             started,
             history: None,
+            deferred: false,
         }
     }
 
@@ -171,7 +176,13 @@ impl<S, B, C> Ctx<S, B, C> {
 impl<S, B, C: Classify> Ctx<S, B, C> {
     /// After attempt number `attempt` ended as `class` (with the server asking for `asked`):
     /// the delay before the next attempt, or `None` to return the attempt's result.
-    fn decide(&mut self, class: Class, asked: Option<Duration>, attempt: u32) -> Option<Duration> {
+    fn decide(
+        &mut self,
+        class: Class,
+        asked: Option<Duration>,
+        attempt: u32,
+        gate: GateView,
+    ) -> Option<Next> {
         let config = &*self.config;
         if !class.is_retryable() {
             return None;
@@ -215,11 +226,40 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
             }
         }
         if let Some(budget) = &config.budget
+            && !gate.healthy
             && !budget.withdraw()
         {
-            tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
-            return None;
+            if !gate.defers || self.deferred {
+                tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+                return None;
+            }
+            // A herd's retries must spread before the budget can allow them: wait one more
+            // backoff period, then ask again (the host may look healthy by then).
+            let history = self.history.get_or_insert_with(|| History::new(config));
+            let extra = config.backoff.delay(attempt + 1, delay, &mut history.rng);
+            let wait = delay.saturating_add(extra);
+            if let Some(remaining) = self.remaining()
+                && wait.saturating_add(config.attempt_timeout.unwrap_or_default()) >= remaining
+            {
+                tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+                return None;
+            }
+            tracing::debug!(%method, %uri, reason = %class, ?wait, "the retry budget is exhausted: asking again later");
+            self.deferred = true;
+            return Some(Next::Defer(wait));
         }
+        self.announce(class, delay, attempt);
+        Some(Next::Retry(delay))
+    }
+
+    /// Logs a retry about to happen, runs the callback and keeps its delay.
+    fn announce(&mut self, class: Class, delay: Duration, attempt: u32) {
+        let config = &*self.config;
+        let Some((template, _)) = self.replay.as_ref() else {
+            return;
+        };
+        let method = &template.method;
+        let uri = Redacted(&template.uri);
         let next = attempt + 1;
         tracing::info!(
             attempt = next,
@@ -235,8 +275,29 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
         let history = self.history.get_or_insert_with(|| History::new(config));
         history.previous = delay;
         history.delays.push(delay);
-        Some(delay)
     }
+
+    /// After a deferral: whether the budget (or the host's health) now allows the retry.
+    fn budget_allows(&self, healthy: bool) -> bool {
+        healthy || self.config.budget.as_ref().is_none_or(|b| b.withdraw())
+    }
+}
+
+/// What the retry loop does next.
+enum Next {
+    /// Retry after this delay.
+    Retry(Duration),
+    /// The budget said no: wait this long, then ask it again.
+    Defer(Duration),
+}
+
+/// What the gate tells a retry decision.
+#[derive(Clone, Copy)]
+struct GateView {
+    /// The host looks healthy now: a retry needs no budget.
+    healthy: bool,
+    /// A retry the budget refuses may wait and ask again.
+    defers: bool,
 }
 
 impl History {
@@ -338,6 +399,7 @@ where
             attempt_timeout,
             retry,
             classifier,
+            held: None,
             gate,
         }
     }
@@ -357,6 +419,7 @@ where
             attempt_timeout,
             retry: Some(retry),
             classifier: None,
+            held: None,
             gate,
         }
     }
@@ -371,6 +434,7 @@ where
             attempt_timeout: None,
             retry: None,
             classifier: None,
+            held: None,
             gate,
         }
     }
@@ -439,9 +503,23 @@ where
                     if observes && let Some(permit) = gate.permit.take() {
                         gate.gate.record(&gate.scope, permit, class, asked);
                     }
-                    let Some(delay) = ctx.decide(class, asked, *this.attempt) else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(finish(result, *this.attempt, ctx));
+                    let view = GateView {
+                        healthy: observes && gate.gate.healthy(&gate.scope),
+                        defers: observes,
+                    };
+                    let delay = match ctx.decide(class, asked, *this.attempt, view) {
+                        None => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(finish(result, *this.attempt, ctx));
+                        }
+                        Some(Next::Retry(delay)) => delay,
+                        Some(Next::Defer(wait)) => {
+                            // Kept, to be returned if the budget still says no.
+                            *this.held = Some((result, class));
+                            this.state.set(State::Waiting);
+                            arm(this.timer, after(wait));
+                            continue;
+                        }
                     };
                     // The failed attempt, its response and its body are dropped here, before
                     // the next attempt starts.
@@ -464,6 +542,14 @@ where
                         .retry
                         .as_mut()
                         .expect("only a request with a retry context is admitted later");
+                    if let Some((result, class)) = this.held.take() {
+                        let gate = &*this.gate;
+                        if !ctx.budget_allows(gate.gate.healthy(&gate.scope)) {
+                            this.state.set(State::Done);
+                            return Poll::Ready(finish(result, *this.attempt, ctx));
+                        }
+                        ctx.announce(class, Duration::ZERO, *this.attempt);
+                    }
                     let admit = AdmitContext {
                         attempt: *this.attempt + 1,
                         remaining: ctx.remaining(),

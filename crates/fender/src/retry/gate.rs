@@ -63,6 +63,13 @@ pub trait Gate: Clone + Send + Sync + 'static {
         retry_after: Option<Duration>,
     );
 
+    /// Whether the request's upstream looks healthy now (most recent attempts succeeded): a
+    /// retry then needs no token from the budget, since it is likely to succeed and cannot
+    /// amplify an outage. `false` unless the gate tracks health.
+    fn healthy(&self, _scope: &Self::Scope) -> bool {
+        false
+    }
+
     /// Whether this gate needs the verdict of each attempt; `false` lets the retry loop skip
     /// classifying a request that cannot be retried anyway.
     fn observes(&self) -> bool {

@@ -23,7 +23,7 @@ pub struct RetryLayer<C = ContractClassifier> {
 
 impl RetryLayer {
     /// The contract's defaults: 3 attempts in all, backoff from 1 s doubling up to 30 s with
-    /// full jitter, `Retry-After` honoured up to 60 s, non-idempotent requests protected, a
+    /// proportional jitter (±20%), `Retry-After` honoured up to 60 s, non-idempotent requests protected, a
     /// [default budget](RetryBudget::default), no per-attempt timeout and no deadline, request
     /// bodies replayable up to 64 KiB.
     pub fn new() -> Self {
@@ -33,7 +33,7 @@ impl RetryLayer {
                 backoff: Backoff {
                     base: Duration::from_secs(1),
                     max: Duration::from_secs(30),
-                    jitter: Jitter::Full,
+                    jitter: Jitter::Proportional,
                 },
                 retry_after_cap: Duration::from_secs(60),
                 budget: Some(Arc::new(RetryBudget::default())),
@@ -96,7 +96,7 @@ impl<C> RetryLayer<C> {
         self
     }
 
-    /// How delays are randomised (default [`Jitter::Full`]).
+    /// How delays are randomised (default [`Jitter::Proportional`]).
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.config.backoff.jitter = jitter;
         self

@@ -18,13 +18,14 @@
 //! component that has just said no.
 //!
 //! **Backoff.** The nominal delay before retry *n* is `base · 2^(n-1)`, capped by the maximum
-//! delay: 1 s, 2 s, 4 s, … up to 30 s by default. [`Jitter`] randomises it (full jitter by
+//! delay: 1 s, 2 s, 4 s, … up to 30 s by default. [`Jitter`] randomises it (±20%, proportional jitter, by
 //! default) so that clients failing together do not retry together. The random source is
 //! seedable ([`RetryLayer::rng_seed`]).
 //!
 //! **Server signals win.** A 429 or 503 with a `Retry-After` header (delay-seconds or an
-//! HTTP-date, read against [`RetryLayer::wall_clock`]) sets the next delay exactly, without
-//! jitter. When the server asks for longer than the cap (60 s by default) the request is not
+//! HTTP-date, read against [`RetryLayer::wall_clock`]) sets the next delay when it is longer
+//! than the backoff; it never shortens the contract's own backoff (`Retry-After: 0` does not
+//! make three attempts within a millisecond). When the server asks for longer than the cap (60 s by default) the request is not
 //! retried and its response goes back to the caller at once, so the caller can decide. An
 //! unparseable value is ignored and the normal backoff applies.
 //!

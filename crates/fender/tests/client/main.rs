@@ -347,3 +347,76 @@ mod body_deadline {
         assert_eq!(&body[..], b"ababab");
     }
 }
+
+mod herd {
+    use super::*;
+
+    /// The busiest 100 ms of arrivals after the first wave.
+    fn peak_after_first_wave(upstream: &Upstream, start: Instant) -> usize {
+        let mut times: Vec<_> = upstream
+            .received()
+            .iter()
+            .map(|r| r.at - start)
+            .filter(|&at| at > Duration::ZERO)
+            .collect();
+        times.sort();
+        let mut peak = 0;
+        let mut low = 0;
+        for high in 0..times.len() {
+            while times[high] - times[low] >= Duration::from_millis(100) {
+                low += 1;
+            }
+            peak = peak.max(high - low + 1);
+        }
+        peak
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_herd_that_failed_together_is_spread_and_then_allowed_through() {
+        let upstream = Upstream::new(
+            Plan::phases()
+                .starting_now()
+                .then(secs(1), Reply::status(503).delay(Duration::from_millis(20)))
+                .finally(Reply::ok().delay(Duration::from_millis(20))),
+        );
+        let start = Instant::now();
+        let svc = ClientLayer::new().no_breaker().layer(upstream.service());
+        let tasks: Vec<_> = (0..500)
+            .map(|_| tokio::spawn(svc.clone().oneshot(get("http://herd.test/"))))
+            .collect();
+        let mut ok = 0;
+        let mut errors = std::collections::BTreeMap::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    *errors
+                        .entry(format!("{} {:?} {}", e.code(), e.origin(), e.message()))
+                        .or_insert(0) += 1
+                }
+            }
+        }
+        assert!(ok >= 450, "{ok} of 500 succeeded: {errors:?}");
+        let peak = peak_after_first_wave(&upstream, start);
+        assert!(peak <= 75, "{peak} arrivals in the busiest 100 ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sustained_outage_is_not_retried_beyond_the_budget() {
+        let upstream = Upstream::new(Reply::status(503));
+        let layer = ClientLayer::new().no_breaker();
+        let svc = layer.layer(upstream.service());
+        let tasks: Vec<_> = (0..500)
+            .map(|_| tokio::spawn(svc.clone().oneshot(get("http://down.test/"))))
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_err());
+        }
+        // 500 first attempts, then no more than the budget's 20% and its floor.
+        assert!(
+            upstream.count() <= 500 + 100 + 10 * 5,
+            "{}",
+            upstream.count()
+        );
+    }
+}
