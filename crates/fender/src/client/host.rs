@@ -107,7 +107,7 @@ pub(crate) struct Health(AtomicU64);
 /// How many recent attempts the health looks at.
 const HEALTH_WINDOW: u32 = 20;
 /// The share of them that must have been accepted for the host to look healthy.
-const HEALTHY_SHARE: u32 = 16;
+const HEALTHY_SHARE: u32 = 18;
 
 impl Health {
     pub(crate) fn record(&self, accepted: bool) {
@@ -118,7 +118,7 @@ impl Health {
         });
     }
 
-    /// At least 16 of the last 20 attempts were accepted.
+    /// At least 18 of the last 20 attempts were accepted.
     pub(crate) fn is_healthy(&self) -> bool {
         let w = self.0.load(Relaxed);
         (w >> 58) as u32 >= HEALTH_WINDOW

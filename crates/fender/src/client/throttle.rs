@@ -67,7 +67,13 @@ impl Throttle {
             / width) as u64
     }
 
-    /// Whether the next attempt is refused locally. A refusal counts as a request.
+    /// Whether the next attempt is refused locally.
+    ///
+    /// Unlike the book's formula, a local refusal does not count as a request: counted, it
+    /// makes every rejection rate an equilibrium when the host accepts half of what it gets, and
+    /// over a minute at 50% failures the shed share drifts (in the simulation, up to a third of
+    /// the traffic). Counting only attempts sent, the throttle sheds nothing while the host
+    /// accepts at least `1/K` of them, and `1 - K · accepted/sent` of new requests below that.
     pub(crate) fn reject(&self) -> bool {
         let id = self.bucket_id();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -87,12 +93,7 @@ impl Throttle {
         }
         *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let draw = (splitmix(*rng) >> 11) as f64 / (1u64 << 53) as f64;
-        let refused = draw < p;
-        if refused {
-            let bucket = current(buckets, id);
-            bucket.requests += 1;
-        }
-        refused
+        draw < p
     }
 
     /// Counts one attempt and whether the host accepted it (anything but a failure or a 429).
