@@ -89,7 +89,8 @@ pub(crate) struct Ctx<S, B, C> {
     first: Option<Request<ReplayBody<B>>>,
     idempotent: bool,
     config: Arc<Config<C>>,
-    started: Option<Instant>,
+    /// When the request's deadline passes, if it has one.
+    deadline: Option<Instant>,
     history: Option<Box<History>>,
     /// The budget refused a retry once and the request waits to ask again.
     deferred: bool,
@@ -140,7 +141,7 @@ impl<S, B, C> Ctx<S, B, C> {
         first: Option<Request<ReplayBody<B>>>,
         idempotent: bool,
         config: Arc<Config<C>>,
-        started: Option<Instant>,
+        deadline: Option<Instant>,
     ) -> Self {
         Ctx {
             service,
@@ -148,7 +149,7 @@ impl<S, B, C> Ctx<S, B, C> {
             first,
             idempotent,
             config,
-            started,
+            deadline,
             history: None,
             deferred: false,
         }
@@ -156,20 +157,24 @@ impl<S, B, C> Ctx<S, B, C> {
 
     /// The time left before the deadline, when there is one.
     fn remaining(&self) -> Option<Duration> {
-        let (deadline, started) = (self.config.deadline?, self.started?);
-        Some(deadline.saturating_sub(started.elapsed()))
+        Some(self.deadline?.saturating_duration_since(Instant::now()))
     }
 
-    /// The next request to send: the waiting first one, or a replay.
-    fn next_request(&mut self) -> Request<ReplayBody<B>> {
-        if let Some(first) = self.first.take() {
-            return first;
-        }
-        let (template, source) = self
-            .replay
-            .as_ref()
-            .expect("only a replayable request is sent again");
-        template.request(source.body())
+    /// The next request to send, attempt number `attempt`: the waiting first one, or a replay,
+    /// with its attempt number and the time left before its deadline in its headers.
+    fn next_request(&mut self, attempt: u32) -> Request<ReplayBody<B>> {
+        let mut req = match self.first.take() {
+            Some(first) => first,
+            None => {
+                let (template, source) = self
+                    .replay
+                    .as_ref()
+                    .expect("only a replayable request is sent again");
+                template.request(source.body())
+            }
+        };
+        super::deadline::stamp(req.headers_mut(), attempt, self.remaining());
+        req
     }
 }
 
@@ -214,8 +219,7 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
             .backoff
             .delay(attempt, history.previous, &mut history.rng);
         let delay = asked.map_or(backoff, |asked| asked.max(backoff));
-        if let (Some(deadline), Some(started)) = (config.deadline, self.started) {
-            let remaining = deadline.saturating_sub(started.elapsed());
+        if let Some(remaining) = self.remaining() {
             let fits = match config.attempt_timeout {
                 Some(timeout) => delay.saturating_add(timeout) <= remaining,
                 None => delay < remaining,
@@ -584,8 +588,8 @@ where
                     }
                     let clone = ctx.service.clone();
                     let mut ready = mem::replace(&mut ctx.service, clone);
-                    let future = ready.call(ctx.next_request());
                     *this.attempt += 1;
+                    let future = ready.call(ctx.next_request(*this.attempt));
                     this.state.set(State::Calling { future });
                     if let Some(timeout) = *this.attempt_timeout {
                         arm(this.timer, after(timeout));

@@ -166,6 +166,7 @@
 mod backoff;
 mod body;
 mod budget;
+mod deadline;
 pub mod future;
 pub mod gate;
 mod layer;
@@ -175,6 +176,7 @@ mod service;
 pub use backoff::Jitter;
 pub use body::ReplayBody;
 pub use budget::RetryBudget;
+pub use deadline::{Deadline, X_ATTEMPT_COUNT, X_REQUEST_TIMEOUT_MS};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use policy::{IDEMPOTENCY_KEY, OnRetry, RetryInfo, is_idempotent};

@@ -101,14 +101,16 @@ where
             budget.deposit();
         }
         let attempt_timeout = config.attempt_timeout;
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let scope = self.gate.scope(&parts);
-        let started = config.deadline.map(|_| tokio::time::Instant::now());
+        let deadline = super::deadline::of(&parts, config.deadline);
+        let remaining =
+            deadline.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
         let admission = self.gate.admit(
             &scope,
             AdmitContext {
                 attempt: 1,
-                remaining: config.deadline,
+                remaining,
                 max_wait: config.retry_after_cap,
             },
         );
@@ -123,6 +125,7 @@ where
             }
         };
         let gate = GateState::new(self.gate.clone(), scope, permit);
+        super::deadline::stamp(&mut parts.headers, 1, remaining);
         let (body, source) = if config.max_attempts <= 1 {
             (ReplayBody::passthrough(body), None)
         } else {
@@ -143,7 +146,7 @@ where
                 Some(request),
                 idempotent,
                 config.clone(),
-                started,
+                deadline,
             );
             return ResponseFuture::waiting(delay, attempt_timeout, ctx, gate);
         }
@@ -156,7 +159,7 @@ where
                     None,
                     idempotent,
                     config.clone(),
-                    started,
+                    deadline,
                 )),
                 None,
             ),

@@ -1046,3 +1046,108 @@ async fn the_budget_is_shared_with_tower_retry_code_through_its_budget_trait() {
     assert!(Budget::withdraw(&*budget));
     assert!(!Budget::withdraw(&*budget));
 }
+
+mod attempt_headers {
+    //! Every attempt says its number and, with a deadline, the time left.
+    use super::*;
+    use fender::retry::{Deadline, X_ATTEMPT_COUNT, X_REQUEST_TIMEOUT_MS};
+
+    fn header(req: &Request<ReplayBody<Full<Bytes>>>, name: &http::HeaderName) -> Option<String> {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_attempt_carries_its_number() {
+        let (svc, mut handle) =
+            mock::pair::<Request<ReplayBody<Full<Bytes>>>, Response<Full<Bytes>>>();
+        let svc = exact().layer(svc);
+        let call = tokio::spawn(svc.oneshot(get("http://up/")));
+        for n in 1..=3 {
+            let (req, send) = handle.next_request().await.unwrap();
+            assert_eq!(
+                header(&req, &X_ATTEMPT_COUNT).as_deref(),
+                Some(&*n.to_string())
+            );
+            assert_eq!(
+                header(&req, &X_REQUEST_TIMEOUT_MS),
+                None,
+                "no deadline, no header"
+            );
+            let status = if n < 3 { 503 } else { 200 };
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            );
+        }
+        assert_eq!(call.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_deadline_every_attempt_carries_the_time_left() {
+        let (svc, mut handle) =
+            mock::pair::<Request<ReplayBody<Full<Bytes>>>, Response<Full<Bytes>>>();
+        let svc = exact().deadline(secs(10)).layer(svc);
+        let call = tokio::spawn(svc.oneshot(get("http://up/")));
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            header(&req, &X_REQUEST_TIMEOUT_MS).as_deref(),
+            Some("10000")
+        );
+        tokio::time::advance(Duration::from_millis(250)).await;
+        send.send_response(
+            Response::builder()
+                .status(503)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        );
+        // The retry goes 1 s later, with what is left.
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(header(&req, &X_ATTEMPT_COUNT).as_deref(), Some("2"));
+        assert_eq!(header(&req, &X_REQUEST_TIMEOUT_MS).as_deref(), Some("8750"));
+        send.send_response(Response::new(Full::new(Bytes::new())));
+        call.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_per_request_deadline_extension_wins_when_it_is_earlier() {
+        let (svc, mut handle) =
+            mock::pair::<Request<ReplayBody<Full<Bytes>>>, Response<Full<Bytes>>>();
+        let svc = exact().deadline(secs(10)).layer(svc);
+        let mut req = get("http://up/");
+        req.extensions_mut()
+            .insert(Deadline::after(Duration::from_millis(150)));
+        let call = tokio::spawn(svc.oneshot(req));
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(header(&req, &X_REQUEST_TIMEOUT_MS).as_deref(), Some("150"));
+        send.send_response(
+            Response::builder()
+                .status(503)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        );
+        // No retry fits in the 150 ms: the 503 is returned.
+        assert_eq!(
+            call.await.unwrap().unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_left_is_at_least_one_millisecond() {
+        let (svc, mut handle) =
+            mock::pair::<Request<ReplayBody<Full<Bytes>>>, Response<Full<Bytes>>>();
+        let svc = exact().layer(svc);
+        let mut req = get("http://up/");
+        req.extensions_mut()
+            .insert(Deadline::after(Duration::from_micros(10)));
+        let call = tokio::spawn(svc.oneshot(req));
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(header(&req, &X_REQUEST_TIMEOUT_MS).as_deref(), Some("1"));
+        send.send_response(Response::new(Full::new(Bytes::new())));
+        call.await.unwrap().unwrap();
+    }
+}
