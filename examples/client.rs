@@ -8,47 +8,72 @@
 //! cargo run --example client -- http://127.0.0.1:3000/slow
 //! cargo run --example client -- --method POST --data '{"email":"x"}' http://127.0.0.1:3000/users
 //! cargo run --example client -- http://127.0.0.1:9/     # nothing listens: connection refused
+//! cargo run --example client -- --help
 //! ```
+//!
+//! The connector is plain HTTP: `https://` URLs are refused up front (put a TLS connector such
+//! as hyper-rustls's in place of `build_http()` to reach them).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
+use fender::ApiError;
 use fender::circuit_breaker::CircuitBreakerLayer;
 use fender::classify::Class;
 use fender::envelope::DecodeEnvelopeLayer;
 use fender::retry::{RetryInfo, RetryLayer};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
+use fender_examples::cli;
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// How much of a successful response's body is printed.
+const PRINT_LIMIT: usize = 64 * 1024;
 
 /// Command-line settings.
 #[derive(Parser, Debug)]
-#[command(about = "Send one request through the fender client stack and show what happens")]
+#[command(
+    name = "client",
+    about = "Send one request through the fender client stack and show what happens",
+    after_help = "Needs a URL, e.g. http://127.0.0.1:3000/users/42 (start a server with \
+                  `cargo run --example server`)."
+)]
 struct Args {
-    /// The URL to request.
-    url: http::Uri,
-    /// The method.
-    #[arg(long, default_value = "GET")]
+    /// The URL to request: http://host[:port]/path (http only: the connector is plain HTTP).
+    #[arg(value_parser = cli::http_url)]
+    url: Uri,
+    /// The method (any case: post is sent as POST).
+    #[arg(long, default_value = "GET", value_parser = cli::method)]
     method: Method,
-    /// A request body (sent as JSON).
-    #[arg(long)]
+    /// A request body, which must be JSON (it is sent as application/json).
+    #[arg(long, value_parser = json_body)]
     data: Option<String>,
     /// An `Idempotency-Key`, which lets a POST be retried.
-    #[arg(long)]
-    idempotency_key: Option<String>,
-    /// Per-attempt timeout in seconds.
-    #[arg(long, default_value_t = 3.0)]
-    timeout: f64,
+    #[arg(long, value_parser = cli::header_value)]
+    idempotency_key: Option<HeaderValue>,
+    /// Seconds each attempt may take (0.001 to 300).
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = cli::timeout_secs,
+          allow_negative_numbers = true)]
+    timeout: Duration,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    let client = ServiceBuilder::new()
+fn json_body(s: &str) -> Result<String, String> {
+    serde_json::from_str::<serde_json::Value>(s)
+        .map(|_| s.to_owned())
+        .map_err(|err| format!("the body must be JSON, it is sent as application/json: {err}"))
+}
+
+/// The fender client stack, printing every attempt: envelope decoding outermost, retries
+/// outside the circuit breaker, the per-attempt timeout innermost.
+fn client(
+    timeout: Duration,
+) -> impl Service<Request<Full<Bytes>>, Response = http::Response<Incoming>, Error = ApiError> {
+    ServiceBuilder::new()
         .layer(DecodeEnvelopeLayer::new())
         .layer(
             RetryLayer::new().on_retry(|attempt: u32, delay: Duration, reason: Class| {
@@ -66,8 +91,14 @@ async fn main() -> ExitCode {
                 result
             },
         )
-        .timeout(Duration::from_secs_f64(args.timeout))
-        .service(Client::builder(TokioExecutor::new()).build_http());
+        .timeout(timeout)
+        .service(Client::builder(TokioExecutor::new()).build_http())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let client = client(args.timeout);
 
     let mut request = Request::builder()
         .method(args.method.clone())
@@ -76,7 +107,7 @@ async fn main() -> ExitCode {
         request = request.header("content-type", "application/json");
     }
     if let Some(key) = &args.idempotency_key {
-        request = request.header("idempotency-key", key);
+        request = request.header("idempotency-key", key.clone());
     }
     let body = Full::new(Bytes::from(args.data.clone().unwrap_or_default()));
     let request = match request.body(body) {
@@ -95,10 +126,16 @@ async fn main() -> ExitCode {
                 .get::<RetryInfo>()
                 .map_or(1, RetryInfo::attempts);
             let status = response.status();
-            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            let body = Limited::new(response.into_body(), PRINT_LIMIT)
+                .collect()
+                .await
+                .map(|b| b.to_bytes());
             println!("ok: {status} after {attempts} attempt(s)");
             match body {
                 Ok(body) => println!("{}", String::from_utf8_lossy(&body)),
+                Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                    println!("(the body is larger than {PRINT_LIMIT} bytes; not printed)");
+                }
                 Err(err) => println!("the body failed: {err}"),
             }
             ExitCode::SUCCESS

@@ -45,15 +45,18 @@ use tower::{ServiceBuilder, ServiceExt};
 /// Command-line settings.
 #[derive(Parser, Debug)]
 #[command(
+    name = "demo",
     about = "fender against a misbehaving upstream: a bare hyper-util client and the fender client stack, side by side"
 )]
 struct Args {
-    /// Length of a phase in seconds (the flaky phase, the outage and the recovery last 1.5x, 2x
-    /// and 1.5x as long).
-    #[arg(long, default_value_t = 5.0)]
+    /// Length of a phase in seconds, 0.001 to 600 (the flaky phase, the outage and the recovery
+    /// last 1.5x, 2x and 1.5x as long).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = phase_secs,
+          allow_negative_numbers = true)]
     phase_secs: f64,
-    /// Requests per second each client sends.
-    #[arg(long, default_value_t = 40)]
+    /// Requests per second each client sends, 1 to 1000.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1000),
+          allow_negative_numbers = true)]
     rate: u32,
     /// Seed of the workload and of the upstream's faults.
     #[arg(long, default_value_t = 7)]
@@ -61,6 +64,11 @@ struct Args {
     /// Print plain lines instead of a progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The length of a phase: positive, finite, at most 10 minutes.
+fn phase_secs(s: &str) -> Result<f64, String> {
+    fender_examples::cli::seconds_at_most(s, Duration::from_secs(600)).map(|d| d.as_secs_f64())
 }
 
 /// One phase of the upstream's plan.
@@ -222,9 +230,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if !(args.phase_secs > 0.0 && args.phase_secs <= 600.0) || args.rate == 0 {
-        return Err("--phase-secs must be in (0, 600] and --rate at least 1".into());
-    }
     let unit = Duration::from_secs_f64(args.phase_secs);
     let phases = phases(unit);
     let total = phases.last().map(|p| p.start + p.len).unwrap_or_default();

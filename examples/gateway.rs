@@ -1,162 +1,132 @@
-//! Both faces in one process: an axum server behind `ErrorEnvelopeLayer` whose handler calls
-//! an upstream through the fender client stack. Upstream failures become clean 502/503/504
-//! envelopes for the gateway's callers, and request ids are carried across.
+//! Both faces in one process: an axum server behind `ErrorEnvelopeLayer` that relays every
+//! request to an upstream through the fender client stack. The upstream's answers are relayed
+//! (with their `Location`, `Allow`, `Retry-After`, …); its failures become the gateway's own
+//! clean 502/503/504 envelopes, and request ids are carried across.
 //!
 //! ```sh
-//! cargo run --example server &                       # the upstream on 127.0.0.1:3000
-//! cargo run --example gateway &                      # the gateway on 127.0.0.1:3001
-//! curl -i localhost:3001/users/42 -H 'x-request-id: trace-1'   # 200, relayed
-//! curl -i localhost:3001/users/7                      # 404 from upstream, same code
-//! curl -i localhost:3001/slow                         # 504 TIMEOUT after retries
+//! cargo run --example server &                                 # the upstream on 127.0.0.1:3000
+//! cargo run --example gateway -- http://127.0.0.1:3000 &        # the gateway on 127.0.0.1:3001
+//! curl -i localhost:3001/users/42 -H 'x-request-id: trace-1'    # 200, relayed
+//! curl -i localhost:3001/users/7                                # 404 from upstream, same code
+//! curl -i -X DELETE localhost:3001/users/42                     # 405, with the upstream's Allow
+//! curl -i localhost:3001/slow                                   # 504 TIMEOUT after retries
+//! cargo run --example gateway -- --help                         # every limit and timeout
 //! ```
-//! Stop the upstream and call again: 502, then 503 with `Retry-After` once the circuit opens.
+//!
+//! Stop the upstream and call again: 503 (connection refused, `origin: transport`), then, once
+//! the circuit is open, 503 with `Retry-After` and `origin: local`: the gateway did not even try.
+//!
+//! The relay, its status mapping and its header filtering are in `src/gateway.rs`, with their
+//! tests; this file is the client stack and the command line.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use fender::circuit_breaker::CircuitBreakerLayer;
-use fender::classify::Class;
-use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
-use fender::error::Origin;
-use fender::request_id::{RequestId, X_REQUEST_ID};
 use fender::retry::RetryLayer;
-use fender::{ApiError, ErrorCode};
-use http_body_util::{BodyExt, Full};
+use fender_examples::cli;
+use fender_examples::gateway::{RelayLimits, Upstream, UpstreamBase, router};
+use fender_examples::serve::{ServeOptions, serve};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
 
-/// The client stack the gateway calls its upstream with.
-type Upstream = BoxCloneSyncService<
-    http::Request<Full<Bytes>>,
-    http::Response<hyper::body::Incoming>,
-    ApiError,
->;
-
-#[derive(Clone)]
-struct AppState {
-    upstream: Upstream,
-    base: String,
+/// Command-line settings.
+#[derive(Parser, Debug)]
+#[command(
+    name = "gateway",
+    about = "Relay every request to an upstream through the fender client stack",
+    after_help = "Needs the upstream's base URL, e.g. http://127.0.0.1:3000 (start one with \
+                  `cargo run --example server`)."
+)]
+struct Args {
+    /// The upstream's base URL: http://host:port, optionally with a path prefix
+    /// (http only: the connector is plain HTTP).
+    #[arg(value_name = "UPSTREAM_URL", value_parser = UpstreamBase::parse)]
+    upstream: UpstreamBase,
+    /// The address to listen on.
+    #[arg(value_name = "LISTEN_ADDR", default_value = "127.0.0.1:3001")]
+    listen: SocketAddr,
+    /// Seconds each attempt at the upstream may take, until its response headers (0.001 to 300).
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = cli::timeout_secs)]
+    attempt_timeout: Duration,
+    /// Seconds a request may take in all, retries and their backoff included (0.001 to 300; at
+    /// least the attempt timeout).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = cli::timeout_secs)]
+    deadline: Duration,
+    /// The largest request body relayed (1 byte to 4GiB); larger ones are answered 413.
+    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = cli::byte_size)]
+    max_body: usize,
+    /// Seconds a request or response body may send nothing before it is given up (0.001 to 300).
+    #[arg(long, value_name = "SECS", default_value = "15", value_parser = cli::timeout_secs)]
+    body_idle_timeout: Duration,
+    #[command(flatten)]
+    serve: ServeOptions,
 }
 
-/// What an upstream failure becomes for the gateway's own callers.
-///
-/// The caller's mistakes (4xx) are relayed as they are; the upstream's failures become the
-/// gateway's: 502 when it broke, 503 (with `Retry-After`) when it is down or the circuit is
-/// open, 504 when it was too slow. The upstream's code stays in the details.
-fn as_gateway_error(err: ApiError) -> ApiError {
-    let upstream_code = err.code().as_str().to_owned();
-    let mapped = match (err.origin(), err.class()) {
-        (Origin::Response, Class::ClientError | Class::RateLimited) => return err,
-        (Origin::Local, _) => ApiError::service_unavailable("the upstream service is unavailable"),
-        (_, Class::Timeout) => ApiError::timeout("the upstream service did not answer in time"),
-        (Origin::Response, _) if err.code() == &ErrorCode::ServiceUnavailable => {
-            ApiError::service_unavailable("the upstream service is unavailable")
-        }
-        _ => ApiError::bad_gateway("the upstream service failed"),
-    };
-    let mapped = match err.retry_after() {
-        Some(delay) => mapped.with_retry_after(delay),
-        None => mapped,
-    };
-    mapped
-        .with_detail("upstream_code", upstream_code)
-        .with_source(err)
-}
-
-async fn relay(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|_| ApiError::invalid_request("the request body could not be read"))?
-        .to_bytes();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut upstream_request = http::Request::builder()
-        .method(parts.method.clone())
-        .uri(format!("{}{path}", state.base));
-    // Carry the request id across, so both services log the same id.
-    if let Some(id) = parts.extensions.get::<RequestId>() {
-        upstream_request = upstream_request.header(X_REQUEST_ID.clone(), id.header_value().clone());
-    }
-    for name in [
-        http::header::CONTENT_TYPE,
-        http::header::HeaderName::from_static("idempotency-key"),
-    ] {
-        if let Some(value) = parts.headers.get(&name) {
-            upstream_request = upstream_request.header(name, value.clone());
-        }
-    }
-    let upstream_request = upstream_request
-        .body(Full::new(body))
-        .map_err(|_| ApiError::invalid_request("the request cannot be relayed"))?;
-
-    let response = state
-        .upstream
-        .oneshot(upstream_request)
-        .await
-        .map_err(as_gateway_error)?;
-    let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| as_gateway_error(ApiError::from_error(Box::new(e))))?
-        .to_bytes();
-    let mut response = http::Response::new(axum::body::Body::from(body));
-    *response.status_mut() = parts.status;
-    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, ct.clone());
-    }
-    Ok(response.into_response())
-}
-
-fn upstream_client() -> Upstream {
+/// The client stack the gateway calls its upstream with: retries outside the circuit breaker,
+/// the per-attempt timeout innermost.
+fn upstream_client(attempt_timeout: Duration, deadline: Duration) -> Upstream {
     let client = ServiceBuilder::new()
-        .layer(DecodeEnvelopeLayer::new())
         .layer(
             RetryLayer::new()
                 .base_delay(Duration::from_millis(200))
-                .max_delay(Duration::from_secs(2)),
+                .max_delay(Duration::from_secs(2))
+                .deadline(deadline),
         )
         .layer(CircuitBreakerLayer::new().open_duration(Duration::from_secs(10)))
-        .timeout(Duration::from_secs(3))
+        .timeout(attempt_timeout)
         .service(Client::builder(TokioExecutor::new()).build_http());
     BoxCloneSyncService::new(client)
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,fender=debug".into()),
         )
         .init();
-    let mut args = std::env::args().skip(1);
-    let upstream = args
-        .next()
-        .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
-    let addr: SocketAddr = args.next().as_deref().unwrap_or("127.0.0.1:3001").parse()?;
-    let state = AppState {
-        upstream: upstream_client(),
-        base: upstream.trim_end_matches('/').to_owned(),
+    let args = Args::parse();
+    if args.deadline < args.attempt_timeout {
+        Args::command()
+            .error(
+                ErrorKind::ValueValidation,
+                format!(
+                    "--deadline ({:?}) must be at least --attempt-timeout ({:?})",
+                    args.deadline, args.attempt_timeout
+                ),
+            )
+            .exit();
+    }
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("error: cannot listen on {}: {err}", args.listen);
+            return ExitCode::FAILURE;
+        }
     };
-    let app = Router::new()
-        .fallback(relay)
-        .with_state(state)
-        .layer(ErrorEnvelopeLayer::new());
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!(
-        "gateway on http://{} relaying to {upstream}",
-        listener.local_addr()?
+    let limits = RelayLimits {
+        max_body: args.max_body,
+        body_idle_timeout: args.body_idle_timeout,
+    };
+    let app = router(
+        upstream_client(args.attempt_timeout, args.deadline),
+        args.upstream.clone(),
+        limits,
     );
-    axum::serve(listener, app).await?;
-    Ok(())
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    println!("gateway on http://{addr} relaying to {}", args.upstream);
+    println!(
+        "  upstream: {:?} per attempt, {:?} in all; bodies up to {} bytes (else 413), {:?} idle",
+        args.attempt_timeout, args.deadline, limits.max_body, limits.body_idle_timeout
+    );
+    println!("  connections: {}", args.serve);
+    serve(listener, app, &args.serve).await;
+    ExitCode::SUCCESS
 }

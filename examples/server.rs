@@ -2,24 +2,51 @@
 //!
 //! ```sh
 //! cargo run --example server            # listens on 127.0.0.1:3000
-//! cargo run --example server -- 127.0.0.1:8080
+//! cargo run --example server -- 127.0.0.1:8080 --header-read-timeout 5
+//! cargo run --example server -- --help
 //! curl -i -X POST localhost:3000/users -H 'content-type: application/json' -d '{"email":"nope","name":""}'
 //! ```
+//!
+//! Connections are served with a header-read timeout that is also the idle timeout of
+//! kept-alive connections, and with limits on the request head (see `src/serve.rs`); request
+//! bodies are limited to 1 MiB (413 above) and each request to 2 s (504 above).
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clap::Parser;
 use fender::ApiError;
 use fender::envelope::ErrorEnvelopeLayer;
 use fender::request_id::RequestId;
+use fender_examples::serve::{ServeOptions, serve};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
+
+/// The largest request body a handler reads; larger ones are answered 413.
+const MAX_BODY: usize = 1 << 20;
+/// How long a request may take, body included; slower ones are answered 504.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Command-line settings.
+#[derive(Parser, Debug)]
+#[command(
+    name = "server",
+    about = "An API behind fender's ErrorEnvelopeLayer, with a route for each kind of error"
+)]
+struct Args {
+    /// The address to listen on.
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    serve: ServeOptions,
+}
 
 /// Builds the example's router; `main` serves it.
 fn app() -> Router {
@@ -32,11 +59,12 @@ fn app() -> Router {
         .route("/panic", get(panic_handler))
         .route("/slow", get(slow))
         .with_state(searches)
-        // The envelope outermost, then a 2 s timeout: a slow handler becomes 504 TIMEOUT.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // The envelope outermost, then the timeout: a slow handler becomes 504 TIMEOUT.
         .layer(
             ServiceBuilder::new()
                 .layer(ErrorEnvelopeLayer::new())
-                .timeout(Duration::from_secs(2)),
+                .timeout(REQUEST_TIMEOUT),
         )
 }
 
@@ -108,21 +136,28 @@ async fn slow() -> &'static str {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,fender=debug".into()),
         )
         .init();
-    let addr: SocketAddr = std::env::args()
-        .nth(1)
-        .as_deref()
-        .unwrap_or("127.0.0.1:3000")
-        .parse()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl -i http://{}/users/7", listener.local_addr()?);
-    axum::serve(listener, app()).await?;
-    Ok(())
+    let args = Args::parse();
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("error: cannot listen on {}: {err}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(args.addr);
+    println!("listening on http://{addr}");
+    println!("  connections: {}", args.serve);
+    println!(
+        "  requests: bodies up to {MAX_BODY} bytes (else 413), {REQUEST_TIMEOUT:?} each (else 504)"
+    );
+    println!("try: curl -i http://{addr}/users/7");
+    serve(listener, app(), &args.serve).await;
+    ExitCode::SUCCESS
 }

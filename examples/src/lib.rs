@@ -1,1 +1,10 @@
-//! Examples for fender live under `examples/` and run with `cargo run --example NAME`.
+//! What fender's examples share, kept here so that it is tested: the examples themselves are
+//! under `examples/` and run with `cargo run --example NAME`.
+//!
+//! - [`cli`]: parsers for command-line arguments that validate what they accept;
+//! - [`serve`]: serving a router with a header-read (and idle) timeout and header limits;
+//! - [`gateway`]: the gateway example's relay, its status mapping and header filtering.
+
+pub mod cli;
+pub mod gateway;
+pub mod serve;
