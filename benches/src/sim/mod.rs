@@ -263,6 +263,21 @@ mod tests {
         assert!(!verdict(Kind::S1, &[&heavy]).expect("a verdict").pass);
     }
 
+    #[tokio::test]
+    async fn a_stack_whose_error_is_an_api_error_boxes_into_a_client() {
+        let stack = tower::service_fn(|_: http::Request<RequestBody>| async {
+            Err::<http::Response<()>, _>(fender::ApiError::service_unavailable("down"))
+        });
+        let client = boxed(stack);
+        let error = tower::ServiceExt::oneshot(client, http::Request::new(Default::default()))
+            .await
+            .expect_err("the stack failed");
+        let api = error
+            .downcast_ref::<fender::ApiError>()
+            .expect("the ApiError, boxed");
+        assert_eq!(*api.code(), fender::ErrorCode::ServiceUnavailable);
+    }
+
     /// Why tower's rows match the naive loop's: `ExponentialBackoff` computes its jitter from
     /// whole seconds and sub-second nanoseconds separately and truncates each, so a base of
     /// exactly 1 s gets no jitter at all.
