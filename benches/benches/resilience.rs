@@ -65,6 +65,8 @@ fn options() -> Options {
             _ => {}
         }
     }
+    options.kinds.sort_unstable();
+    options.kinds.dedup();
     if options.goals {
         options.strategies = vec![Strategy::FenderDefault];
     }
