@@ -123,7 +123,9 @@ fn main() {
             let Some(first) = sweeps.first() else {
                 continue;
             };
-            println!("### {kind}: {} seeds\n", first.runs.len());
+            let seeds = first.runs.len();
+            let plural = if seeds == 1 { "" } else { "s" };
+            println!("### {kind}: {seeds} seed{plural}\n");
             for s in Scenario::of(kind) {
                 println!("- {}", s.describe());
             }
