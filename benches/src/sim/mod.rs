@@ -1,22 +1,45 @@
-//! A resilience simulation in virtual time: many clients, one scripted upstream, a scenario of
-//! failures, and a client strategy (no retry, the contract's naive loop, `tower::retry`,
-//! fender's retry layer alone or outside its circuit breaker).
+//! A resilience simulation in virtual time: callers, one client stack (or one per caller), one
+//! scripted upstream, five scenarios of failures, and a row per client strategy (no retry, the
+//! contract's naive loop, `tower::retry`, fender's retry alone, fender's default stack).
 //!
 //! Every run uses a current-thread tokio runtime with a paused clock, so minutes of scenario
-//! take a fraction of a second and a seed gives exactly the same numbers every time. The
-//! upstream is `fender_testkit`'s in-process [`Upstream`](fender_testkit::Upstream); its record
-//! (arrival times and replies) gives the load measures, the callers' outcomes give success and
-//! latency.
+//! take a fraction of a second and a seed gives exactly the same numbers every time; seeds run
+//! in parallel on OS threads, a runtime each. The upstream is `fender_testkit`'s in-process
+//! [`Upstream`](fender_testkit::Upstream). Under each client stack sits a [`Probe`] that logs
+//! every arrival at the upstream and every `Retry-After` the stack receives, in the order they
+//! happen; the callers' outcomes give the success rates.
+//!
+//! The measures, exactly:
+//!
+//! - **success**: the share of caller requests answered 2xx within the caller timeout (30 s
+//!   of its offer);
+//! - **load**: upstream arrivals per offered request; **outage load**: arrivals during the
+//!   outage per request offered during the outage;
+//! - **recovery**: seconds from the end of the outage until the success rate of the requests
+//!   offered in each second is 95% or more and stays so to the end of the run;
+//! - **arrivals under pushback**: arrivals at `t` whose stack had, before `t`, received a
+//!   response whose `Retry-After` had not run out at `t` (received at + delay > `t`), new
+//!   requests and retries alike;
+//! - **peak**: the most arrivals in any 100 ms window, leaving out those at exactly t = 0;
+//! - **worst seed**: the seed with the lowest success rate.
 
+mod goals;
+mod probe;
 mod report;
 mod run;
 mod scenario;
 mod strategy;
+mod sweep;
 
-pub use report::{sweep_table, table};
-pub use run::{Measures, Outcome, simulate};
-pub use scenario::{Column, Failure, LATENCY, Row, Scenario};
-pub use strategy::{Client, NaiveRetry, RequestBody, Strategy, TowerPolicy, TowerRng};
+pub use goals::{Verdict, goal, verdict};
+pub use probe::{Event, Log, Probe, ProbeFuture, REQUEST_NUMBER};
+pub use report::{count, goal_table, load, pct, recovery, table};
+pub use run::{Arrival, Measures, Outage, Outcome, Pushback, classify, measure, simulate};
+pub use scenario::{Failure, Kind, LATENCY, Row, Scenario};
+pub use strategy::{
+    Client, NaiveRetry, RequestBody, Strategy, TowerPolicy, TowerRng, boxed, fender_default,
+};
+pub use sweep::{Job, Sweep, run_jobs, sweep};
 
 #[cfg(test)]
 mod tests {
@@ -26,95 +49,233 @@ mod tests {
 
     use super::*;
 
-    fn small(failure: Failure, rows: Vec<Row>) -> Scenario {
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// A small steady scenario: `callers` callers, one request every `period` for `duration`.
+    fn small(failure: Failure, callers: usize, period: Duration, duration: Duration) -> Scenario {
         Scenario {
-            name: "test",
+            kind: Kind::S1,
             failure,
-            clients: 20,
-            period: Duration::from_secs(1),
-            duration: Duration::from_secs(60),
-            rows,
-            columns: Vec::new(),
+            callers,
+            period,
+            duration,
+            timeout: secs(30),
+        }
+    }
+
+    /// `callers` callers, one request each at t = 0.
+    fn herd(failure: Failure, callers: usize) -> Scenario {
+        Scenario {
+            kind: Kind::S5,
+            failure,
+            callers,
+            period: Duration::ZERO,
+            duration: Duration::ZERO,
+            timeout: secs(30),
         }
     }
 
     #[test]
-    fn the_same_seed_gives_the_same_measures() {
-        let row = Row::shared(Strategy::FenderRetry);
-        let scenario = small(Failure::Transient(0.3), vec![row]);
+    fn the_same_seed_gives_the_same_measures_on_any_number_of_threads() {
+        let scenario = small(
+            Failure::Transient(0.3),
+            5,
+            Duration::from_millis(200),
+            secs(10),
+        );
+        let row = Row::shared(Strategy::FenderDefault);
         let first = simulate(&scenario, row, 3);
-        let second = simulate(&scenario, row, 3);
-        assert_eq!(format!("{first:?}"), format!("{second:?}"));
-        assert_eq!(first.offered, 20 * 60);
-        assert!(first.upstream > first.offered, "some requests were retried");
+        assert_eq!(first, simulate(&scenario, row, 3));
+        assert_eq!(first.offered, 5 * 50);
+        assert!(first.arrivals > first.offered, "some requests were retried");
+        assert_eq!(first.arrivals - first.retries, first.offered);
+
+        let swept = sweep(&[scenario], &[row], |_| 3, 2);
+        assert_eq!(swept[0].runs[2], first, "seed 3, third in order of seed");
+        assert_ne!(swept[0].runs[0], first, "another seed, other measures");
     }
 
     #[test]
-    fn naive_clients_retry_a_herd_in_one_wave_and_full_jitter_spreads_it() {
-        let mut herd = small(Failure::Herd { failed: 200 }, Vec::new());
-        herd.clients = 200;
-        herd.period = Duration::ZERO;
-        herd.duration = Duration::ZERO;
+    fn a_request_not_answered_within_the_caller_timeout_fails() {
+        // The naive loop's second attempt leaves 1.02 s after the offer, answered at 1.04 s.
+        let mut scenario = herd(Failure::Startup { failing: secs(1) }, 1);
+        let row = Row::shared(Strategy::Naive);
+        scenario.timeout = Duration::from_millis(1_030);
+        let late = simulate(&scenario, row, 1);
+        assert_eq!((late.succeeded, late.arrivals), (0, 2));
+        scenario.timeout = Duration::from_millis(1_040);
+        assert_eq!(simulate(&scenario, row, 1).succeeded, 1);
+    }
 
-        let naive = simulate(&herd, Row::per_client(Strategy::Naive), 1);
-        assert_eq!(naive.offered, 200);
-        assert_eq!(naive.succeeded, 200);
-        assert_eq!(naive.upstream, 400);
-        assert_eq!(naive.peak_retries, 200, "every retry in the same 100 ms");
-
-        let fender = simulate(&herd, Row::per_client(Strategy::FenderRetry), 1);
-        assert_eq!(fender.succeeded, 200);
-        assert_eq!(fender.upstream, 400);
-        assert!(
-            fender.peak_retries < 60,
-            "full jitter spreads retries over 1 s, got a peak of {}",
-            fender.peak_retries
+    #[test]
+    fn peak_leaves_out_the_first_wave_at_t_zero() {
+        let scenario = herd(
+            Failure::Startup {
+                failing: Duration::from_millis(1),
+            },
+            200,
         );
+        let none = simulate(&scenario, Row::shared(Strategy::NoRetry), 1);
+        assert_eq!((none.arrivals, none.peak), (200, 0));
+
+        let naive = simulate(&scenario, Row::per_caller(Strategy::Naive), 1);
+        assert_eq!((naive.succeeded, naive.arrivals), (200, 400));
+        assert_eq!(naive.peak, 200, "every retry at 1.02 s, in one window");
+
+        let fender = simulate(&scenario, Row::per_caller(Strategy::FenderRetry), 1);
+        assert_eq!((fender.succeeded, fender.arrivals), (200, 400));
+        assert!(
+            fender.peak < 60,
+            "full jitter spreads the retries over 1 s, got a peak of {}",
+            fender.peak
+        );
+    }
+
+    #[test]
+    fn pushback_counts_new_requests_not_only_retries() {
+        let scenario = small(
+            Failure::Pushback {
+                from: secs(2),
+                until: secs(4),
+                secs: 1,
+            },
+            5,
+            Duration::from_millis(200),
+            secs(10),
+        );
+        let none = simulate(&scenario, Row::shared(Strategy::NoRetry), 1);
+        assert_eq!(none.retries, 0);
+        assert_eq!(none.pushback.retries, 0);
+        // From the first 429's answer (2.02 s and a bit) to the last one's plus 1 s (5.02 s):
+        // about 3 s of 25 requests/s.
+        assert!(
+            (60..=80).contains(&none.pushback.arrivals),
+            "{:?}",
+            none.pushback
+        );
+        // The 10 requests per 2 s of 429s fail; no more, no fewer.
+        assert_eq!(none.offered - none.succeeded, 50);
     }
 
     #[test]
     fn fender_waits_out_retry_after_and_the_naive_loop_does_not() {
+        // One request per caller, a stack per caller: only a request's own 429 pushes back.
         let scenario = small(
-            Failure::RetryAfter {
-                share: 0.3,
+            Failure::Pushback {
+                from: Duration::ZERO,
+                until: secs(8),
                 secs: 5,
             },
-            Vec::new(),
+            20,
+            secs(10),
+            secs(10),
         );
-        let fender = simulate(&scenario, Row::shared(Strategy::FenderRetry), 5);
-        assert!(fender.upstream > fender.offered, "429s were retried");
-        assert_eq!(fender.early_retries, 0);
-        assert!(fender.p99 >= Duration::from_secs(5));
+        let fender = simulate(&scenario, Row::per_caller(Strategy::FenderRetry), 5);
+        assert!(fender.retries > 0, "429s were retried");
+        assert_eq!(fender.pushback, Pushback::default());
 
-        let naive = simulate(&scenario, Row::shared(Strategy::Naive), 5);
-        assert!(naive.early_retries > 0);
-        assert_eq!(naive.early_retries, naive.upstream - naive.offered);
+        let naive = simulate(&scenario, Row::per_caller(Strategy::Naive), 5);
+        assert!(naive.pushback.arrivals > 0);
+        assert_eq!(naive.pushback.arrivals, naive.pushback.retries);
     }
 
     #[test]
-    fn the_breaker_sheds_an_outage_and_recovers_within_open_duration_plus_ramp() {
+    fn the_default_stack_sheds_an_outage_and_recovers_within_open_duration_plus_ramp() {
         let mut scenario = small(
             Failure::Outage {
-                healthy: Duration::from_secs(10),
-                outage: Duration::from_secs(40),
+                healthy: secs(10),
+                outage: secs(40),
             },
-            Vec::new(),
+            20,
+            secs(1),
+            secs(100),
         );
-        scenario.duration = Duration::from_secs(100);
+        scenario.kind = Kind::S3;
 
-        let breaker = simulate(&scenario, Row::shared(Strategy::FenderRetryBreaker), 2);
-        let load = breaker.outage_load().expect("an outage");
-        assert!(load < 0.1, "the open circuit kept the load at {load}");
-        let recovery = breaker.recovery.expect("recovered within the run");
+        let default = simulate(&scenario, Row::shared(Strategy::FenderDefault), 2);
+        let outage = default.outage.expect("an outage");
+        assert_eq!(outage.offered, 20 * 40);
         assert!(
-            recovery <= Duration::from_secs(40),
-            "recovered in {recovery:?}"
+            outage.load() < 0.1,
+            "the open circuit kept the load at {outage:?}"
         );
+        let recovery = outage.recovery.expect("recovered within the run");
+        assert!(recovery <= secs(40), "recovered in {recovery:?}");
 
         let naive = simulate(&scenario, Row::shared(Strategy::Naive), 2);
-        let load = naive.outage_load().expect("an outage");
-        assert!(load > 2.5, "three attempts per request, got {load}");
-        assert_eq!(naive.recovery, Some(Duration::ZERO));
+        let outage = naive.outage.expect("an outage");
+        assert!(
+            outage.load() > 2.5,
+            "three attempts per request, got {outage:?}"
+        );
+        assert_eq!(outage.recovery, Some(Duration::ZERO));
+    }
+
+    fn run(seed: u64, succeeded: usize, arrivals: usize) -> Measures {
+        Measures {
+            seed,
+            offered: 1000,
+            succeeded,
+            arrivals,
+            retries: arrivals - 1000,
+            outage: None,
+            pushback: Pushback::default(),
+            peak: 0,
+        }
+    }
+
+    fn sweep_of(runs: Vec<Measures>) -> Sweep {
+        Sweep {
+            scenario: Scenario::s1(),
+            row: Row::shared(Strategy::FenderDefault),
+            runs,
+        }
+    }
+
+    #[test]
+    fn the_worst_seed_is_the_one_with_the_lowest_success() {
+        let sweep = sweep_of(vec![
+            run(1, 999, 1100),
+            run(2, 990, 1050),
+            run(3, 995, 1120),
+            run(4, 990, 1010),
+        ]);
+        let worst = sweep.worst_success();
+        assert_eq!(
+            (worst.seed, worst.succeeded),
+            (2, 990),
+            "of equals, the lowest seed"
+        );
+        assert_eq!(sweep.worst_load().seed, 3);
+        assert!((sweep.mean(Measures::success_rate) - 0.9935).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_goal_holds_only_when_every_seed_meets_it_exactly() {
+        // 99.8% of 1000 is 998; a load of 1.12x is 1120 arrivals.
+        let pass = sweep_of(vec![run(1, 998, 1120), run(2, 1000, 1000)]);
+        assert!(verdict(Kind::S1, &[&pass]).expect("a verdict").pass);
+        let short = sweep_of(vec![run(1, 997, 1000), run(2, 1000, 1000)]);
+        assert!(!verdict(Kind::S1, &[&short]).expect("a verdict").pass);
+        let heavy = sweep_of(vec![run(1, 1000, 1121), run(2, 1000, 1000)]);
+        assert!(!verdict(Kind::S1, &[&heavy]).expect("a verdict").pass);
+    }
+
+    #[tokio::test]
+    async fn a_stack_whose_error_is_an_api_error_boxes_into_a_client() {
+        let stack = tower::service_fn(|_: http::Request<RequestBody>| async {
+            Err::<http::Response<()>, _>(fender::ApiError::service_unavailable("down"))
+        });
+        let client = boxed(stack);
+        let error = tower::ServiceExt::oneshot(client, http::Request::new(Default::default()))
+            .await
+            .expect_err("the stack failed");
+        let api = error
+            .downcast_ref::<fender::ApiError>()
+            .expect("the ApiError, boxed");
+        assert_eq!(*api.code(), fender::ErrorCode::ServiceUnavailable);
     }
 
     /// Why tower's rows match the naive loop's: `ExponentialBackoff` computes its jitter from

@@ -1,5 +1,6 @@
-//! The scenarios: what the upstream does, and the load the clients offer.
+//! The scenarios: what the upstream does, and the load the callers offer.
 
+use std::fmt;
 use std::time::Duration;
 
 use fender_testkit::{Plan, Reply};
@@ -7,7 +8,7 @@ use fender_testkit::{Plan, Reply};
 use super::strategy::Strategy;
 
 /// How long the upstream takes to answer any request, in every scenario.
-pub const LATENCY: Duration = Duration::from_millis(10);
+pub const LATENCY: Duration = Duration::from_millis(20);
 
 /// What the upstream does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,75 +22,92 @@ pub enum Failure {
         /// How long the outage lasts.
         outage: Duration,
     },
-    /// Each request independently gets a 429 with `Retry-After: secs` with this probability.
-    RetryAfter {
-        /// The share of requests that are refused.
-        share: f64,
+    /// Every request arriving from `from` until `until` gets a 429 with `Retry-After: secs`;
+    /// every other one a 200.
+    Pushback {
+        /// When the upstream starts refusing, from the start of the run.
+        from: Duration,
+        /// When it stops refusing.
+        until: Duration,
         /// The `Retry-After` value, in seconds.
         secs: u64,
     },
-    /// The first `failed` requests get a 503 (they all arrive at the same instant), every
-    /// later one a 200.
-    Herd {
-        /// How many requests fail.
-        failed: usize,
+    /// Every request arriving in the first `failing` of the run gets a 503, every later one
+    /// a 200.
+    Startup {
+        /// How long the upstream fails from the start of the run.
+        failing: Duration,
     },
 }
 
-/// Which measures a scenario's table shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Column {
-    /// Share of offered requests whose caller got a 2xx.
-    Success,
-    /// Upstream requests per offered request, over the whole run.
-    Load,
-    /// Upstream requests per offered request, during the outage.
-    OutageLoad,
-    /// The most upstream requests in any 100 ms window.
-    Peak,
-    /// The most retries (second and later attempts) in any 100 ms window.
-    PeakRetries,
-    /// Retries that reached the upstream before the `Retry-After` of the previous attempt.
-    EarlyRetries,
-    /// From the end of the outage until every later second of offered requests succeeds at
-    /// 95% or more.
-    Recovery,
-    /// Median latency seen by callers (offer to final outcome, fast-fails included).
-    P50,
-    /// 99th percentile of that latency.
-    P99,
+/// Which of the five scenarios a [`Scenario`] is: it picks the measures its table shows and
+/// the goal that applies to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// 10% transient 503s.
+    S1,
+    /// 50% transient 503s.
+    S2,
+    /// A full outage between two healthy periods.
+    S3,
+    /// 429 with `Retry-After` for a while.
+    S4,
+    /// A herd of callers that all fail at once.
+    S5,
 }
 
-impl Column {
-    /// The column heading.
-    pub fn heading(self) -> &'static str {
+impl Kind {
+    /// All five, in order.
+    pub const ALL: [Kind; 5] = [Kind::S1, Kind::S2, Kind::S3, Kind::S4, Kind::S5];
+
+    /// `"S1"` to `"S5"`.
+    pub fn id(self) -> &'static str {
         match self {
-            Column::Success => "success",
-            Column::Load => "upstream req / offered",
-            Column::OutageLoad => "… during outage",
-            Column::Peak => "peak req / 100 ms",
-            Column::PeakRetries => "peak retries / 100 ms",
-            Column::EarlyRetries => "retries before Retry-After",
-            Column::Recovery => "recovery to ≥ 95%",
-            Column::P50 => "p50",
-            Column::P99 => "p99",
+            Kind::S1 => "S1",
+            Kind::S2 => "S2",
+            Kind::S3 => "S3",
+            Kind::S4 => "S4",
+            Kind::S5 => "S5",
+        }
+    }
+
+    /// The kind named `id` (`"S1"`, case-insensitive).
+    pub fn from_id(id: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.id().eq_ignore_ascii_case(id))
+    }
+
+    /// How many seeds a sweep runs unless told otherwise: 100 for the transient scenarios, 10
+    /// for the others, whose only random inputs are the callers' offsets and the strategies'
+    /// jitter.
+    pub fn default_seeds(self) -> u64 {
+        match self {
+            Kind::S1 | Kind::S2 => 100,
+            Kind::S3 | Kind::S4 | Kind::S5 => 10,
         }
     }
 }
 
-/// A row of a table: a strategy, and whether the clients share one stack of it.
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// A row of a table: a strategy, and whether the callers share one stack of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row {
     /// The strategy.
     pub strategy: Strategy,
-    /// `true`: all clients share one client stack (one budget, one breaker), like the callers
-    /// inside one service instance; `false`: each client has a stack of its own, like
+    /// `true`: all callers share one client stack (one budget, one breaker), like the callers
+    /// inside one service instance; `false`: each caller has a stack of its own, like
     /// independent processes.
     pub shared_stack: bool,
 }
 
 impl Row {
-    /// All clients share one stack of `strategy`.
+    /// All callers share one stack of `strategy`.
     pub fn shared(strategy: Strategy) -> Row {
         Row {
             strategy,
@@ -97,122 +115,172 @@ impl Row {
         }
     }
 
-    /// Each client has its own stack of `strategy`.
-    pub fn per_client(strategy: Strategy) -> Row {
+    /// Each caller has its own stack of `strategy`.
+    pub fn per_caller(strategy: Strategy) -> Row {
         Row {
             strategy,
             shared_stack: false,
         }
     }
 
-    /// The row label: the strategy, and how the stack is shared.
+    /// The row label: the strategy, and "stack per caller" when the stack is not shared.
     pub fn label(&self) -> String {
-        let sharing = if self.shared_stack {
-            "shared stack"
+        if self.shared_stack {
+            self.strategy.name().to_owned()
         } else {
-            "stack per client"
-        };
-        format!("{}, {sharing}", self.strategy)
+            format!("{}, stack per caller", self.strategy.name())
+        }
     }
 }
 
 /// One scenario: the upstream's behaviour and the offered load.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scenario {
-    /// The table heading.
-    pub name: &'static str,
+    /// Which of the five it is.
+    pub kind: Kind,
     /// What the upstream does.
     pub failure: Failure,
-    /// How many clients offer requests.
-    pub clients: usize,
-    /// Each client offers one request every `period` (open loop: a retry does not delay the
-    /// next offer), from a random offset in the first period; with `period` zero each client
-    /// offers exactly one request, all at the same instant.
+    /// How many callers offer requests.
+    pub callers: usize,
+    /// Each caller offers one `GET` every `period` (open loop: a slow or retried request does
+    /// not delay the next offer), from a random offset within the first period; with `period`
+    /// zero each caller offers exactly one request, all at the start of the run.
     pub period: Duration,
     /// How long requests are offered.
     pub duration: Duration,
-    /// The rows of the table.
-    pub rows: Vec<Row>,
-    /// The columns of the table.
-    pub columns: Vec<Column>,
+    /// A request not answered within this time of its offer is a failure for its caller (its
+    /// future is dropped then, retries and all).
+    pub timeout: Duration,
 }
 
 impl Scenario {
-    /// The five scenarios of the benchmark, at full size.
-    pub fn all() -> Vec<Scenario> {
-        use Column::*;
-        let steady = |name, failure, columns: Vec<Column>| Scenario {
-            name,
+    /// The steady load of S1 to S4: 50 callers, one `GET` every 200 ms each (250 requests/s),
+    /// a 30 s caller timeout.
+    fn steady(kind: Kind, failure: Failure, duration: Duration) -> Scenario {
+        Scenario {
+            kind,
             failure,
-            clients: 100,
-            period: Duration::from_secs(1),
-            duration: Duration::from_secs(180),
-            rows: Strategy::MAIN.into_iter().map(Row::shared).collect(),
-            columns,
-        };
-        let mut transient10 = steady(
-            "10% transient 503s",
-            Failure::Transient(0.10),
-            vec![Success, Load, Peak, P50, P99],
-        );
-        transient10
-            .rows
-            .insert(4, Row::shared(Strategy::FenderRetry4));
-        transient10
-            .rows
-            .push(Row::shared(Strategy::FenderRetryRateBreaker));
-        let mut transient50 = steady(
-            "50% transient 503s",
-            Failure::Transient(0.50),
-            vec![Success, Load, Peak, P50, P99],
-        );
-        transient50
-            .rows
-            .push(Row::shared(Strategy::FenderRetryRateBreaker));
-        let mut outage = steady(
-            "60 s full outage, then recovery",
-            Failure::Outage {
-                healthy: Duration::from_secs(30),
-                outage: Duration::from_secs(60),
-            },
-            vec![Success, Load, OutageLoad, Peak, Recovery, P50, P99],
-        );
-        outage.rows.extend([
-            Row::shared(Strategy::FenderRetryRateBreaker),
-            Row::per_client(Strategy::FenderRetry),
-            Row::per_client(Strategy::FenderRetryBreaker),
-        ]);
-        let mut herd = Scenario {
-            name: "thundering herd: 1,000 clients fail at the same instant",
-            failure: Failure::Herd { failed: 1000 },
-            clients: 1000,
-            period: Duration::ZERO,
-            duration: Duration::ZERO,
-            rows: Strategy::MAIN.into_iter().map(Row::per_client).collect(),
-            columns: vec![Success, Load, Peak, PeakRetries, P50, P99],
-        };
-        herd.rows.extend([
-            Row::shared(Strategy::FenderRetry),
-            Row::shared(Strategy::FenderRetryBreaker),
-        ]);
-        vec![
-            transient10,
-            transient50,
-            outage,
-            steady(
-                "429 with Retry-After: 5 on 20% of requests",
-                Failure::RetryAfter {
-                    share: 0.20,
-                    secs: 5,
-                },
-                vec![Success, Load, EarlyRetries, Peak, P50, P99],
-            ),
-            herd,
-        ]
+            callers: 50,
+            period: Duration::from_millis(200),
+            duration,
+            timeout: Duration::from_secs(30),
+        }
     }
 
-    /// The upstream's plan. Call it inside the simulation's runtime: phases start when it is
-    /// called.
+    /// S1: each attempt gets a 503 with probability 0.10, for 60 s.
+    pub fn s1() -> Scenario {
+        Scenario::steady(Kind::S1, Failure::Transient(0.10), Duration::from_secs(60))
+    }
+
+    /// S2: each attempt gets a 503 with probability 0.50, for 60 s.
+    pub fn s2() -> Scenario {
+        Scenario::steady(Kind::S2, Failure::Transient(0.50), Duration::from_secs(60))
+    }
+
+    /// S3: healthy for 30 s, 503 to everything for `outage`, healthy for 60 s.
+    pub fn s3(outage: Duration) -> Scenario {
+        let healthy = Duration::from_secs(30);
+        Scenario::steady(
+            Kind::S3,
+            Failure::Outage { healthy, outage },
+            healthy + outage + Duration::from_secs(60),
+        )
+    }
+
+    /// The outage lengths S3 runs with.
+    pub const OUTAGES: [u64; 3] = [45, 60, 70];
+
+    /// S4: 429 with `Retry-After: 5` to every request arriving from 10 s to 30 s; 60 s.
+    pub fn s4() -> Scenario {
+        Scenario::steady(
+            Kind::S4,
+            Failure::Pushback {
+                from: Duration::from_secs(10),
+                until: Duration::from_secs(30),
+                secs: 5,
+            },
+            Duration::from_secs(60),
+        )
+    }
+
+    /// S5: 1,000 callers, one `GET` each at the start; 503 for the first second, healthy after;
+    /// a 30 s caller timeout.
+    pub fn s5() -> Scenario {
+        Scenario {
+            kind: Kind::S5,
+            failure: Failure::Startup {
+                failing: Duration::from_secs(1),
+            },
+            callers: 1000,
+            period: Duration::ZERO,
+            duration: Duration::ZERO,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The scenarios of `kind`: one, or three for S3 (one per outage length).
+    pub fn of(kind: Kind) -> Vec<Scenario> {
+        match kind {
+            Kind::S1 => vec![Scenario::s1()],
+            Kind::S2 => vec![Scenario::s2()],
+            Kind::S3 => Scenario::OUTAGES
+                .into_iter()
+                .map(|secs| Scenario::s3(Duration::from_secs(secs)))
+                .collect(),
+            Kind::S4 => vec![Scenario::s4()],
+            Kind::S5 => vec![Scenario::s5()],
+        }
+    }
+
+    /// The requests the callers offer in one run.
+    pub fn offered(&self) -> usize {
+        if self.period.is_zero() {
+            self.callers
+        } else {
+            let per_caller = self.duration.as_nanos().div_ceil(self.period.as_nanos());
+            self.callers * per_caller as usize
+        }
+    }
+
+    /// A one-line description: the failure and the offered load.
+    pub fn describe(&self) -> String {
+        let failure = match self.failure {
+            Failure::Transient(share) => format!("each attempt 503 with p = {share:.2}"),
+            Failure::Outage { healthy, outage } => format!(
+                "healthy {} s, 503 for {} s, healthy {} s",
+                healthy.as_secs(),
+                outage.as_secs(),
+                (self.duration - healthy - outage).as_secs()
+            ),
+            Failure::Pushback { from, until, secs } => format!(
+                "429 + Retry-After: {secs} to every arrival in {}..{} s",
+                from.as_secs(),
+                until.as_secs()
+            ),
+            Failure::Startup { failing } => {
+                format!("503 for the first {} s, healthy after", failing.as_secs())
+            }
+        };
+        let load = if self.period.is_zero() {
+            format!("{} callers, one GET each at t = 0", self.callers)
+        } else {
+            format!(
+                "{} callers, one GET every {} ms each for {} s",
+                self.callers,
+                self.period.as_millis(),
+                self.duration.as_secs()
+            )
+        };
+        format!(
+            "{failure}; {load} ({} offered); upstream latency {} ms; caller timeout {} s",
+            self.offered(),
+            LATENCY.as_millis(),
+            self.timeout.as_secs()
+        )
+    }
+
+    /// The upstream's plan. Call it inside the simulation's runtime at the start of the run:
+    /// phases start when it is called.
     pub fn plan(&self, seed: u64) -> Plan {
         let ok = || Reply::ok().delay(LATENCY);
         let unavailable = || Reply::status(503).delay(LATENCY);
@@ -225,12 +293,18 @@ impl Scenario {
                 .then(outage, Plan::always(unavailable()))
                 .starting_now()
                 .finally(Plan::always(ok())),
-            Failure::RetryAfter { share, secs } => Plan::random(seed)
-                .with(share, Reply::retry_after_secs(429, secs).delay(LATENCY))
-                .otherwise(ok()),
-            Failure::Herd { failed } => {
-                Plan::sequence((0..failed).map(|_| unavailable()).chain([ok()]))
-            }
+            Failure::Pushback { from, until, secs } => Plan::phases()
+                .then(from, Plan::always(ok()))
+                .then(
+                    until - from,
+                    Plan::always(Reply::retry_after_secs(429, secs).delay(LATENCY)),
+                )
+                .starting_now()
+                .finally(Plan::always(ok())),
+            Failure::Startup { failing } => Plan::phases()
+                .then(failing, Plan::always(unavailable()))
+                .starting_now()
+                .finally(Plan::always(ok())),
         }
     }
 
@@ -238,14 +312,6 @@ impl Scenario {
     pub fn outage(&self) -> Option<(Duration, Duration)> {
         match self.failure {
             Failure::Outage { healthy, outage } => Some((healthy, healthy + outage)),
-            _ => None,
-        }
-    }
-
-    /// The `Retry-After` the upstream sends, if it sends one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self.failure {
-            Failure::RetryAfter { secs, .. } => Some(Duration::from_secs(secs)),
             _ => None,
         }
     }

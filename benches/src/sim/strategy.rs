@@ -11,7 +11,7 @@ use bytes::Bytes;
 use fender::BoxError;
 use fender::circuit_breaker::{CircuitBreakerLayer, FailureRate};
 use fender::retry::RetryLayer;
-use fender_testkit::{TestBody, Upstream};
+use fender_testkit::TestBody;
 use http::{Request, Response, StatusCode};
 use http_body_util::Empty;
 use rand::rngs::SmallRng;
@@ -22,11 +22,34 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceExt};
 
+use super::probe::Probe;
+
 /// The body of every simulated request (the simulation sends `GET`s).
 pub type RequestBody = Empty<Bytes>;
 
-/// A client stack as the simulation drives it: any strategy, boxed.
-pub type Client = BoxCloneService<Request<RequestBody>, Response<TestBody>, BoxError>;
+/// A client stack as the simulation drives it: any strategy, boxed, answering with the status
+/// its caller finally gets (the body is not needed by any measure).
+pub type Client = BoxCloneService<Request<RequestBody>, StatusCode, BoxError>;
+
+/// Boxes a client stack of any response body and any error that converts into [`BoxError`]
+/// (a middleware's `BoxError`, or a decoded `fender::ApiError`) into a [`Client`].
+pub fn boxed<S, B, E>(stack: S) -> Client
+where
+    S: Service<Request<RequestBody>, Response = Response<B>, Error = E> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    E: Into<BoxError> + 'static,
+    B: 'static,
+{
+    BoxCloneService::new(stack.map_response(|r| r.status()).map_err(Into::into))
+}
+
+/// The "fender default stack" row: what fender offers a client by default. Today that is
+/// `RetryLayer::new()` outside `CircuitBreakerLayer::new()`; this is the one place to change
+/// when the default changes. `seed` seeds the layers' random sources.
+pub fn fender_default(inner: Probe, seed: u64) -> Client {
+    let breaker = CircuitBreakerLayer::new().seed(seed).layer(inner);
+    boxed(RetryLayer::new().rng_seed(seed).layer(breaker))
+}
 
 /// One way of calling the upstream: a row of every table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,72 +62,96 @@ pub enum Strategy {
     /// `tower::retry` with its `ExponentialBackoff` (1 s base, 30 s max, jitter 1.0) and a
     /// `TpsBudget` of 20% over 10 s plus 10 retries per second, 3 attempts.
     Tower,
-    /// `fender::retry::RetryLayer::new()`: 3 attempts, 1 s base, full jitter, the default budget.
+    /// `fender::retry::RetryLayer::new()` alone: 3 attempts, 1 s base, full jitter, the
+    /// default budget.
     FenderRetry,
+    /// [`fender_default`]: the stack fender offers by default.
+    FenderDefault,
     /// Like [`Strategy::FenderRetry`] with `max_attempts(4)`: what one more attempt buys.
     FenderRetry4,
-    /// `RetryLayer::new()` outside `CircuitBreakerLayer::new()`.
-    FenderRetryBreaker,
-    /// Like [`Strategy::FenderRetryBreaker`], but the breaker trips on a failure rate of 50%
-    /// over the last 100 calls (once 20 are in) instead of 5 consecutive failures.
+    /// `RetryLayer::new()` outside a breaker that trips on a failure rate of 50% over the last
+    /// 100 calls (once 20 are in) instead of 5 consecutive failures.
     FenderRetryRateBreaker,
 }
 
 impl Strategy {
-    /// The five strategies every scenario compares.
+    /// The five rows every table shows unless told otherwise.
     pub const MAIN: [Strategy; 5] = [
         Strategy::NoRetry,
         Strategy::Naive,
         Strategy::Tower,
         Strategy::FenderRetry,
-        Strategy::FenderRetryBreaker,
+        Strategy::FenderDefault,
+    ];
+
+    /// Every strategy, the extra rows last.
+    pub const ALL: [Strategy; 7] = [
+        Strategy::NoRetry,
+        Strategy::Naive,
+        Strategy::Tower,
+        Strategy::FenderRetry,
+        Strategy::FenderDefault,
+        Strategy::FenderRetry4,
+        Strategy::FenderRetryRateBreaker,
     ];
 
     /// The row label.
     pub fn name(self) -> &'static str {
         match self {
-            Strategy::NoRetry => "no retry",
+            Strategy::NoRetry => "none (one attempt)",
             Strategy::Naive => "naive loop (seed)",
             Strategy::Tower => "tower::retry + TpsBudget",
-            Strategy::FenderRetry => "fender retry",
+            Strategy::FenderRetry => "fender retry alone",
+            Strategy::FenderDefault => "fender default stack",
             Strategy::FenderRetry4 => "fender retry, 4 attempts",
-            Strategy::FenderRetryBreaker => "fender retry + breaker",
             Strategy::FenderRetryRateBreaker => "fender retry + breaker on 50% of 100 calls",
         }
     }
 
-    /// A client stack of this strategy over `upstream`. Each call builds a new stack with state
+    /// The short name that selects the row on the command line.
+    pub fn key(self) -> &'static str {
+        match self {
+            Strategy::NoRetry => "none",
+            Strategy::Naive => "naive",
+            Strategy::Tower => "tower",
+            Strategy::FenderRetry => "retry",
+            Strategy::FenderDefault => "default",
+            Strategy::FenderRetry4 => "retry4",
+            Strategy::FenderRetryRateBreaker => "rate-breaker",
+        }
+    }
+
+    /// The strategy whose [`key`](Strategy::key) is `key`.
+    pub fn from_key(key: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    /// A client stack of this strategy over `inner`. Each call builds a new stack with state
     /// of its own (budget, breaker, random source seeded with `seed`); clones of the returned
     /// client share that state.
-    pub fn client(self, upstream: &Upstream, seed: u64) -> Client {
-        let inner = upstream.service();
+    pub fn client(self, inner: Probe, seed: u64) -> Client {
         match self {
-            Strategy::NoRetry => BoxCloneService::new(inner),
-            Strategy::Naive => BoxCloneService::new(NaiveRetry { inner }),
+            Strategy::NoRetry => boxed(inner),
+            Strategy::Naive => boxed(NaiveRetry { inner }),
             Strategy::Tower => {
                 let policy = TowerPolicy::new(seed);
-                BoxCloneService::new(tower::retry::RetryLayer::new(policy).layer(inner))
+                boxed(tower::retry::RetryLayer::new(policy).layer(inner))
             }
-            Strategy::FenderRetry => {
-                BoxCloneService::new(RetryLayer::new().rng_seed(seed).layer(inner))
-            }
-            Strategy::FenderRetry4 => BoxCloneService::new(
+            Strategy::FenderRetry => boxed(RetryLayer::new().rng_seed(seed).layer(inner)),
+            Strategy::FenderDefault => fender_default(inner, seed),
+            Strategy::FenderRetry4 => boxed(
                 RetryLayer::new()
                     .max_attempts(4)
                     .rng_seed(seed)
                     .layer(inner),
             ),
-            Strategy::FenderRetryBreaker => {
-                let breaker = CircuitBreakerLayer::new().seed(seed).layer(inner);
-                BoxCloneService::new(RetryLayer::new().rng_seed(seed).layer(breaker))
-            }
             Strategy::FenderRetryRateBreaker => {
                 let rate = FailureRate::count(100).threshold(0.5).min_calls(20);
                 let breaker = CircuitBreakerLayer::new()
                     .failure_rate(rate)
                     .seed(seed)
                     .layer(inner);
-                BoxCloneService::new(RetryLayer::new().rng_seed(seed).layer(breaker))
+                boxed(RetryLayer::new().rng_seed(seed).layer(breaker))
             }
         }
     }

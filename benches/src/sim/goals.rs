@@ -1,0 +1,129 @@
+//! The goals of the fender default stack, one per scenario, checked against a sweep's runs.
+//!
+//! Every check is on whole numbers (`succeeded * 1000 >= 998 * offered`, not floats), on every
+//! seed of the sweep: a goal holds when its worst seed meets it.
+
+use std::time::Duration;
+
+use super::report::{count, load, pct, recovery};
+use super::run::Measures;
+use super::scenario::Kind;
+use super::sweep::Sweep;
+
+/// One goal and how a sweep did against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The scenario.
+    pub kind: Kind,
+    /// The goal, as the table heading says it.
+    pub goal: &'static str,
+    /// The figures the verdict rests on.
+    pub figures: String,
+    /// Whether every seed met the goal.
+    pub pass: bool,
+}
+
+/// `num / den >= per_mille / 1000`, exactly.
+fn at_least(num: usize, den: usize, per_mille: usize) -> bool {
+    num * 1000 >= per_mille * den
+}
+
+/// `num / den <= per_cent / 100`, exactly.
+fn at_most(num: usize, den: usize, per_cent: usize) -> bool {
+    num * 100 <= per_cent * den
+}
+
+/// The goal of `kind`, as written in the goal table.
+pub fn goal(kind: Kind) -> &'static str {
+    match kind {
+        Kind::S1 => "S1: worst seed ≥ 99.8%, load ≤ 1.12x",
+        Kind::S2 => "S2: worst seed ≥ 57.5% at ≤ 1.25x",
+        Kind::S3 => "S3: outage load ≤ 0.05x and recovery ≤ 40 s, each outage length",
+        Kind::S4 => "S4: arrivals under pushback = 0 and success ≥ 66.7%",
+        Kind::S5 => "S5: ≥ 90% success and peak ≤ 150 per 100 ms",
+    }
+}
+
+/// The verdict on the sweeps of `kind` (several for S3, one per outage length; one for the
+/// others), all of the same row. `None` when `sweeps` is empty.
+pub fn verdict(kind: Kind, sweeps: &[&Sweep]) -> Option<Verdict> {
+    let first = sweeps.first()?;
+    let runs = || sweeps.iter().flat_map(|s| s.runs.iter());
+    let (figures, pass) = match kind {
+        Kind::S1 | Kind::S2 => {
+            let (success, max_load) = if kind == Kind::S1 {
+                (998, 112)
+            } else {
+                (575, 125)
+            };
+            let worst = first.worst_success();
+            let heaviest = first.worst_load();
+            let pass = runs().all(|r| {
+                at_least(r.succeeded, r.offered, success)
+                    && at_most(r.arrivals, r.offered, max_load)
+            });
+            let figures = format!(
+                "worst seed {} (seed {}, {}); worst load {}",
+                pct(worst.success_rate()),
+                worst.seed,
+                load(worst.load(), 2),
+                load(heaviest.load(), 2)
+            );
+            (figures, pass)
+        }
+        Kind::S3 => {
+            let forty = Duration::from_secs(40);
+            let pass = runs().all(|r| {
+                r.outage.is_some_and(|o| {
+                    at_most(o.arrivals, o.offered, 5) && o.recovery.is_some_and(|d| d <= forty)
+                })
+            });
+            let figures = sweeps
+                .iter()
+                .map(|s| {
+                    let outage = s
+                        .scenario
+                        .outage()
+                        .map_or(0, |(from, to)| (to - from).as_secs());
+                    let (_, load_high) = s.outage_load_range().unwrap_or((0.0, 0.0));
+                    let (_, slowest) = s.recovery_range().unwrap_or((None, None));
+                    format!("{outage} s: {}, {}", load(load_high, 3), recovery(slowest))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            (figures, pass)
+        }
+        Kind::S4 => {
+            let pass =
+                runs().all(|r| r.pushback.arrivals == 0 && at_least(r.succeeded, r.offered, 667));
+            let most = runs()
+                .max_by_key(|r| (r.pushback.arrivals, std::cmp::Reverse(r.seed)))
+                .expect("a run");
+            let worst = first.worst_success();
+            let figures = format!(
+                "{} under pushback (seed {}); worst success {}",
+                count(most.pushback.arrivals),
+                most.seed,
+                pct(worst.success_rate())
+            );
+            (figures, pass)
+        }
+        Kind::S5 => {
+            let pass = runs().all(|r| at_least(r.succeeded, r.offered, 900) && r.peak <= 150);
+            let worst = first.worst_success();
+            let (_, peak) = first.range(|r: &Measures| r.peak);
+            let figures = format!(
+                "worst success {} (seed {}); highest peak {peak}",
+                pct(worst.success_rate()),
+                worst.seed
+            );
+            (figures, pass)
+        }
+    };
+    Some(Verdict {
+        kind,
+        goal: goal(kind),
+        figures,
+        pass,
+    })
+}
