@@ -43,12 +43,16 @@ where
     BoxCloneService::new(stack.map_response(|r| r.status()).map_err(Into::into))
 }
 
-/// The "fender default stack" row: what fender offers a client by default. Today that is
-/// `RetryLayer::new()` outside `CircuitBreakerLayer::new()`; this is the one place to change
-/// when the default changes. `seed` seeds the layers' random sources.
+/// The "fender default stack" row: what fender offers a client by default, `ClientLayer::new()`
+/// as the README builds it; this is the one place to change when the default changes. `seed`
+/// seeds the layers' random sources.
 pub fn fender_default(inner: Probe, seed: u64) -> Client {
-    let breaker = CircuitBreakerLayer::new().seed(seed).layer(inner);
-    boxed(RetryLayer::new().rng_seed(seed).layer(breaker))
+    boxed(
+        fender::ClientLayer::new()
+            .retry(RetryLayer::new().rng_seed(seed))
+            .breaker(CircuitBreakerLayer::new().seed(seed))
+            .layer(inner),
+    )
 }
 
 /// One way of calling the upstream: a row of every table.
