@@ -20,9 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use fender::ApiError;
-use fender::circuit_breaker::CircuitBreakerLayer;
-use fender::classify::Class;
-use fender::envelope::DecodeEnvelopeLayer;
+use fender::ClientLayer;
+use fender::client::DeadlineBody;
 use fender::retry::{RetryInfo, RetryLayer};
 use fender_examples::cli;
 use http::{HeaderValue, Method, Request, Uri};
@@ -68,22 +67,27 @@ fn json_body(s: &str) -> Result<String, String> {
         .map_err(|err| format!("the body must be JSON, it is sent as application/json: {err}"))
 }
 
-/// The fender client stack, printing every attempt: envelope decoding outermost, retries
-/// outside the circuit breaker, the per-attempt timeout innermost.
+/// The fender client stack, printing every attempt: `ClientLayer` with a retry callback, and a
+/// line per attempt from just above the HTTP client.
 fn client(
     timeout: Duration,
-) -> impl Service<Request<Full<Bytes>>, Response = http::Response<Incoming>, Error = ApiError> {
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = http::Response<DeadlineBody<Incoming>>,
+    Error = ApiError,
+> {
     ServiceBuilder::new()
-        .layer(DecodeEnvelopeLayer::new())
         .layer(
-            RetryLayer::new().on_retry(|attempt: u32, delay: Duration, reason: Class| {
-                println!("  {reason}: attempt {attempt} in {delay:.1?}");
-            }),
+            ClientLayer::new()
+                .retry(RetryLayer::new().on_retry(|attempt, delay, reason| {
+                    println!("  {reason}: attempt {attempt} in {delay:.1?}");
+                }))
+                .attempt_timeout(timeout)
+                .body_timeout(Duration::from_secs(30)),
         )
-        .layer(CircuitBreakerLayer::new())
-        // Printed for every attempt, inside the retry layer.
+        // Printed for every attempt, under the retry loop.
         .map_result(
-            |result: Result<http::Response<hyper::body::Incoming>, tower::BoxError>| {
+            |result: Result<http::Response<Incoming>, hyper_util::client::legacy::Error>| {
                 match &result {
                     Ok(res) => println!("  <- {}", res.status()),
                     Err(err) => println!("  <- no response: {err}"),
@@ -91,7 +95,6 @@ fn client(
                 result
             },
         )
-        .timeout(timeout)
         .service(Client::builder(TokioExecutor::new()).build_http())
 }
 
