@@ -57,10 +57,13 @@ pub mod classify;
 pub mod client;
 pub mod code;
 pub mod error;
+pub mod headers;
 pub mod request_id;
 #[cfg(feature = "retry")]
 pub mod retry;
 pub mod retry_after;
+#[cfg(feature = "envelope")]
+pub mod timeout;
 
 #[cfg(feature = "envelope")]
 pub mod envelope;

@@ -10,14 +10,10 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
-/// The attempt number of a request: `1` for the first attempt, `2` for the first retry, ….
-pub const X_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-attempt-count");
-
-/// The time the caller will still wait for this attempt, in whole milliseconds (at least 1).
-pub const X_REQUEST_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-request-timeout-ms");
+pub use crate::headers::{X_ATTEMPT_COUNT, X_REQUEST_TIMEOUT_MS};
 
 /// A deadline for one request, put in its extensions; the retry layer keeps to the earlier of
 /// it and the layer's own [`deadline`](super::RetryLayer::deadline).
