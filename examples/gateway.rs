@@ -114,6 +114,7 @@ async fn main() -> ExitCode {
     let limits = RelayLimits {
         max_body: args.max_body,
         body_idle_timeout: args.body_idle_timeout,
+        deadline: args.deadline,
     };
     let app = router(
         upstream_client(args.attempt_timeout, args.deadline),

@@ -25,6 +25,7 @@ use clap::Parser;
 use fender::ApiError;
 use fender::envelope::ErrorEnvelopeLayer;
 use fender::request_id::RequestId;
+use fender::timeout::RequestTimeoutLayer;
 use fender_examples::serve::{ServeOptions, serve};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
@@ -60,11 +61,12 @@ fn app() -> Router {
         .route("/slow", get(slow))
         .with_state(searches)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        // The envelope outermost, then the timeout: a slow handler becomes 504 TIMEOUT.
+        // The envelope outermost, then the timeout: a slow handler becomes 504 TIMEOUT. The
+        // timeout is the caller's x-request-timeout-ms when it asks for less, never more.
         .layer(
             ServiceBuilder::new()
                 .layer(ErrorEnvelopeLayer::new())
-                .timeout(REQUEST_TIMEOUT),
+                .layer(RequestTimeoutLayer::new(REQUEST_TIMEOUT)),
         )
 }
 

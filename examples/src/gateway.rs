@@ -41,6 +41,8 @@ use fender::classify::Class;
 use fender::envelope::ErrorEnvelopeLayer;
 use fender::error::{Envelope, Origin};
 use fender::request_id::{RequestId, X_REQUEST_ID};
+use fender::retry::Deadline;
+use fender::timeout::{RequestTimeoutLayer, TimeLeft};
 use fender::{ApiError, BoxError, ErrorCode};
 use http::header::{self, HeaderMap, HeaderName};
 use http::{HeaderValue, StatusCode, Uri};
@@ -131,14 +133,18 @@ pub struct RelayLimits {
     /// How long a request or response body may go without sending anything before the
     /// gateway gives up on it.
     pub body_idle_timeout: Duration,
+    /// The longest a relayed request may take, unless its caller's `x-request-timeout-ms`
+    /// asks for less; what is left is forwarded upstream.
+    pub deadline: Duration,
 }
 
 impl Default for RelayLimits {
-    /// 8 MiB bodies, 15 s of silence.
+    /// 8 MiB bodies, 15 s of silence, 10 s in all.
     fn default() -> Self {
         RelayLimits {
             max_body: 8 << 20,
             body_idle_timeout: Duration::from_secs(15),
+            deadline: Duration::from_secs(10),
         }
     }
 }
@@ -160,7 +166,11 @@ pub fn router(upstream: Upstream, base: UpstreamBase, limits: RelayLimits) -> Ro
             base,
             limits,
         })
-        .layer(ErrorEnvelopeLayer::new())
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(ErrorEnvelopeLayer::new())
+                .layer(RequestTimeoutLayer::new(limits.deadline)),
+        )
 }
 
 async fn relay(State(gateway): State<Gateway>, request: Request) -> Result<Response, ApiError> {
@@ -182,6 +192,13 @@ async fn relay(State(gateway): State<Gateway>, request: Request) -> Result<Respo
     *upstream_request.method_mut() = parts.method;
     *upstream_request.uri_mut() = uri;
     *upstream_request.headers_mut() = request_headers(&parts.headers);
+    // Forward what is left of the caller's deadline: the retry layer sends it upstream as
+    // x-request-timeout-ms and never waits past it.
+    if let Some(left) = parts.extensions.get::<TimeLeft>() {
+        upstream_request
+            .extensions_mut()
+            .insert(Deadline::at(left.deadline()));
+    }
     // Carry the request id across, so both services log the same id.
     if let Some(id) = parts.extensions.get::<RequestId>() {
         upstream_request

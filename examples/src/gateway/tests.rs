@@ -18,6 +18,15 @@ fn bare_client() -> Upstream {
     BoxCloneSyncService::new(client.map_err(BoxError::from))
 }
 
+/// A fender retry layer with one attempt: it stamps the deadline headers.
+fn fender_stack() -> Upstream {
+    let client = tower::Layer::layer(
+        &fender::retry::RetryLayer::new().max_attempts(1),
+        Client::builder(TokioExecutor::new()).build_http(),
+    );
+    BoxCloneSyncService::new(client)
+}
+
 fn base(addr: SocketAddr) -> UpstreamBase {
     UpstreamBase::parse(&format!("http://{addr}")).unwrap()
 }
@@ -418,4 +427,23 @@ async fn a_stalled_request_body_fails_with_408_after_the_idle_timeout() {
     assert_eq!(api.status(), 408);
     assert_eq!(api.code(), &ErrorCode::Timeout);
     assert_eq!(api.class(), Class::ClientError);
+}
+
+#[tokio::test]
+async fn forwards_what_is_left_of_the_callers_deadline() {
+    let server = upstream(Reply::ok()).await;
+    let app = router(fender_stack(), base(server.addr()), RelayLimits::default());
+    let request = http::Request::get("/left")
+        .header("x-request-timeout-ms", "5000")
+        .body(Body::empty())
+        .unwrap();
+    let (parts, _) = send(&app, request).await;
+    assert_eq!(parts.status, 200);
+    let received = server.received();
+    let left: u64 = received[0].headers["x-request-timeout-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(left <= 5000 && left > 4000, "{left}");
 }
