@@ -1,79 +1,44 @@
-//! Shared by the integration tests: a real server on 127.0.0.1:0 and a real hyper-util client.
+//! Shared by the envelope tests: a real hyper-util client, request and body helpers, and the one
+//! log capture. Servers come from `fender-testkit` (`serve_service`, `Upstream`).
 #![allow(dead_code, unreachable_pub)]
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use hyper_util::rt::TokioExecutor;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A server running a tower service on 127.0.0.1:0; aborted when dropped.
-pub struct Server {
-    pub addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Server {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-}
-
-/// Serves `svc` over HTTP/1.1 on a fresh loopback port.
-pub async fn serve<S, B>(svc: S) -> Server
-where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let svc = TowerToHyperService::new(svc.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    Server { addr, task }
-}
-
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// A plain HTTP/1.1 client, without any fender layer.
 pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-pub fn get(url: &str) -> Request<Full<Bytes>> {
-    Request::get(url).body(Full::new(Bytes::new())).unwrap()
+/// A `GET` of `uri` with an empty body.
+pub fn get<U>(uri: U) -> Request<Full<Bytes>>
+where
+    Uri: TryFrom<U>,
+    <Uri as TryFrom<U>>::Error: Into<http::Error>,
+{
+    Request::get(uri).body(Full::new(Bytes::new())).unwrap()
+}
+
+/// A `GET` of `uri` carrying `x-request-id: id`.
+pub fn get_with_id<U>(uri: U, id: &str) -> Request<Full<Bytes>>
+where
+    Uri: TryFrom<U>,
+    <Uri as TryFrom<U>>::Error: Into<http::Error>,
+{
+    Request::get(uri)
+        .header("x-request-id", id)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 /// Sends a request and reads the whole response.
@@ -97,8 +62,18 @@ pub fn json(bytes: &Bytes) -> serde_json::Value {
 pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl LogBuffer {
+    /// Everything logged so far.
     pub fn contents(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The first line that mentions `needle`, panicking with the whole log if none does.
+    pub fn line_with(&self, needle: &str) -> String {
+        let log = self.contents();
+        log.lines()
+            .find(|l| l.contains(needle))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no log line mentions {needle}: {log}"))
     }
 
     /// Installs a subscriber for the current thread until the guard drops.
