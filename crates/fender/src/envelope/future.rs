@@ -1,6 +1,7 @@
 //! The response future of [`ErrorEnvelope`](super::ErrorEnvelope).
 
 use std::error::Error as StdError;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -15,7 +16,7 @@ use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
 use super::InnerBody;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::layer::Config;
-use super::service::{DisplayChain, PanicToEnvelope, id_str};
+use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
 use crate::error::{Envelope, timestamp_now};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::{ApiError, BoxError};
@@ -51,6 +52,8 @@ pin_project! {
         Reading {
             #[pin]
             read: ReadBounded<InnerBody>,
+            #[pin]
+            deadline: tokio::time::Sleep,
             parts: Option<Parts>,
         },
     }
@@ -127,6 +130,7 @@ where
                             let read = ReadBounded::new(body, this.config.body_limit);
                             this.state.set(State::Reading {
                                 read,
+                                deadline: tokio::time::sleep(this.config.body_timeout),
                                 parts: Some(parts),
                             });
                             continue;
@@ -141,11 +145,31 @@ where
                     let err = error.take().expect("polled after completion");
                     (empty_parts(), map_error(err, this.config))
                 }
-                StateProj::Reading { read, parts } => {
-                    let read = ready!(read.poll(cx));
+                StateProj::Reading {
+                    mut read,
+                    deadline,
+                    parts,
+                } => {
+                    // The body is the inner service's code running on this task: a panic in it
+                    // must not take the connection down with it.
+                    let read = match catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))) {
+                        Ok(Poll::Ready(read)) => Ok(read),
+                        Ok(Poll::Pending) => {
+                            ready!(deadline.poll(cx));
+                            Ok(BoundedRead::failed("the error body did not arrive in time"))
+                        }
+                        Err(panic) => Err(Panicked::new("the error body", &*panic)),
+                    };
                     let parts = parts.take().expect("polled after completion");
-                    let api = from_error_body(&parts, read, this.config);
-                    (parts, api)
+                    match read {
+                        Ok(read) => {
+                            let api = from_error_body(&parts, read, this.config);
+                            (parts, api)
+                        }
+                        Err(panicked) => {
+                            (empty_parts(), ApiError::internal().with_source(panicked))
+                        }
+                    }
                 }
             };
             let id = this.id.take().expect("polled after completion");
@@ -197,7 +221,11 @@ fn from_error_body(parts: &Parts, read: BoundedRead, config: &Config) -> ApiErro
         return ApiError::from_envelope(envelope, status);
     }
     let api = ApiError::from_status(status);
-    if !status.is_client_error() || read.truncated || read.failed.is_some() {
+    if let Some(err) = read.failed {
+        // Logged with the response, never sent.
+        return api.with_source(err);
+    }
+    if !status.is_client_error() || read.truncated {
         return api;
     }
     if !content_type_is(parts, "text/plain") {

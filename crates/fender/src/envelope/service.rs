@@ -134,13 +134,31 @@ impl fmt::Display for DisplayChain<'_> {
     }
 }
 
-/// The panic of a handler, as the source of the 500 it becomes (logged, never sent).
+/// A panic caught in code of the inner service (its handler, or an error body the layer
+/// reads), as the source of the 500 it becomes: logged, never sent.
 #[derive(Debug)]
-pub(crate) struct Panicked(String);
+pub(crate) struct Panicked {
+    what: &'static str,
+    message: String,
+}
+
+impl Panicked {
+    /// The panic of `what` ("handler", "the error body") with the payload `panic` carried.
+    pub(crate) fn new(what: &'static str, panic: &(dyn Any + Send)) -> Self {
+        let message = if let Some(s) = panic.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        Panicked { what, message }
+    }
+}
 
 impl fmt::Display for Panicked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "handler panicked: {}", self.0)
+        write!(f, "{} panicked: {}", self.what, self.message)
     }
 }
 
@@ -155,15 +173,8 @@ impl ResponseForPanic for PanicToEnvelope {
     type ResponseBody = Full<Bytes>;
 
     fn response_for_panic(&mut self, err: Box<dyn Any + Send + 'static>) -> Response<Full<Bytes>> {
-        let message = if let Some(s) = err.downcast_ref::<&str>() {
-            (*s).to_owned()
-        } else if let Some(s) = err.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic with a non-string payload".to_owned()
-        };
-        // The body is rendered again at the edge, with the request's id; keep this one empty.
-        let api = ApiError::internal().with_source(Panicked(message));
+        // The body is rendered at the edge, with the request's id; keep this one empty.
+        let api = ApiError::internal().with_source(Panicked::new("handler", &*err));
         let mut res = Response::new(Full::new(Bytes::new()));
         *res.status_mut() = api.status();
         res.extensions_mut().insert(api);

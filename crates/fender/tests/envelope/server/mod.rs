@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::support::json;
 
+mod bodies;
 mod failures;
 mod ids;
 mod logs;

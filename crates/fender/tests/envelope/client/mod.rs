@@ -13,6 +13,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::support::{self, get as get_req};
 
+mod hostile;
+
 fn decoding_client()
 -> impl Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>, Error = ApiError>
 + Clone {
