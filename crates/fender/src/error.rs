@@ -133,6 +133,10 @@ struct Inner {
     timestamp: Option<String>,
     retry_after: Option<Duration>,
     headers: HeaderMap,
+    /// Whether `message` may be sent on a 5xx (see [`ApiError::with_public_message`]).
+    public_message: bool,
+    /// The keys of `details` that may be sent on a 5xx (see [`ApiError::with_public_detail`]).
+    public_details: Vec<String>,
     /// `None` for errors that are (or become) responses; the class of the failure otherwise.
     class: Option<Class>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -173,6 +177,8 @@ impl ApiError {
                 timestamp: None,
                 retry_after: None,
                 headers: HeaderMap::new(),
+                public_message: false,
+                public_details: Vec::new(),
                 class: None,
                 source: None,
             }),
@@ -183,11 +189,13 @@ impl ApiError {
     /// the status's reason phrase for a status outside the table, e.g. "method not allowed").
     pub fn from_status(status: StatusCode) -> Self {
         let code = ErrorCode::from_status(status);
-        let message: Cow<'static, str> = match status.canonical_reason() {
-            Some(reason) if status != code.status() => reason.to_ascii_lowercase().into(),
-            _ => default_message(&code).into(),
-        };
-        ApiError::new(code, message).with_status(status)
+        match status.canonical_reason() {
+            // The reason phrase is the status's, not internal text: it may be sent on a 5xx.
+            Some(reason) if status != code.status() => ApiError::new(code, "")
+                .with_public_message(reason.to_ascii_lowercase())
+                .with_status(status),
+            _ => ApiError::from(code).with_status(status),
+        }
     }
 
     /// 400 `INVALID_REQUEST`.
@@ -278,20 +286,66 @@ impl ApiError {
     }
 
     /// Replaces the message.
+    ///
+    /// On a 4xx the message is sent as it is. On a 5xx it is internal: it is logged, and the
+    /// envelope carries the code's generic message instead (see
+    /// [`with_public_message`](Self::with_public_message)).
     pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.inner.message = message.into();
+        self.inner.public_message = false;
+        self
+    }
+
+    /// Replaces the message with one written for the client, sent even on a 5xx.
+    ///
+    /// A 5xx normally shows only its code's generic message, so that internal text (a query, a
+    /// host name, a password in a connection string) never reaches a client by accident. Use
+    /// this, deliberately, for text that is safe to publish:
+    ///
+    /// ```
+    /// use fender::ApiError;
+    /// use serde_json::json;
+    ///
+    /// let err = ApiError::service_unavailable("replica db-3 lags by 40 s")
+    ///     .with_public_message("down for maintenance until 10:00 UTC")
+    ///     .with_public_detail("until", "2026-11-25T10:00:00Z")
+    ///     .with_detail("replica", "db-3");
+    /// let sent = err.to_envelope().error;
+    /// assert_eq!(sent.message, "down for maintenance until 10:00 UTC");
+    /// assert_eq!(serde_json::Value::Object(sent.details), json!({"until": "2026-11-25T10:00:00Z"}));
+    /// ```
+    pub fn with_public_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.inner.message = message.into();
+        self.inner.public_message = true;
         self
     }
 
     /// Adds one entry to `details`.
+    ///
+    /// On a 4xx every detail is sent. On a 5xx details are internal (logged with the error,
+    /// never sent) unless added with [`with_public_detail`](Self::with_public_detail).
     pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.inner.details.insert(key.into(), value.into());
+        let key = key.into();
+        self.inner.public_details.retain(|k| *k != key);
+        self.inner.details.insert(key, value.into());
         self
     }
 
-    /// Replaces `details`.
+    /// Adds one entry to `details` that is sent even on a 5xx: use it, deliberately, only for
+    /// values that are safe to publish (see [`with_public_message`](Self::with_public_message)).
+    pub fn with_public_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        let key = key.into();
+        if !self.inner.public_details.contains(&key) {
+            self.inner.public_details.push(key.clone());
+        }
+        self.inner.details.insert(key, value.into());
+        self
+    }
+
+    /// Replaces `details`; on a 5xx none of them is sent (see [`with_detail`](Self::with_detail)).
     pub fn with_details(mut self, details: Map<String, Value>) -> Self {
         self.inner.details = details;
+        self.inner.public_details.clear();
         self
     }
 
@@ -301,7 +355,10 @@ impl ApiError {
         self
     }
 
-    /// Sets the timestamp (RFC 3339); normally the envelope layer sets it.
+    /// Sets the timestamp that [`timestamp`](Self::timestamp) reports.
+    ///
+    /// It is never sent: an envelope always carries the time it was rendered at (RFC 3339,
+    /// UTC, milliseconds), whatever string is set here. Decoded errors carry the server's.
     pub fn with_timestamp(mut self, timestamp: impl Into<String>) -> Self {
         self.inner.timestamp = Some(timestamp.into());
         self
@@ -342,12 +399,15 @@ impl ApiError {
         self.inner.status
     }
 
-    /// The message.
+    /// The message, as set (server side) or as sent by the server (client side).
+    ///
+    /// For a 5xx this may be internal text that is never sent; see
+    /// [`with_public_message`](Self::with_public_message).
     pub fn message(&self) -> &str {
         &self.inner.message
     }
 
-    /// The details object.
+    /// The details object, as set or as decoded; on a 5xx only the public entries are sent.
     pub fn details(&self) -> &Map<String, Value> {
         &self.inner.details
     }
@@ -434,12 +494,10 @@ impl ApiError {
         let class = classify_error(&*err);
         let api = match class {
             Class::Timeout => ApiError::timeout(default_message(&ErrorCode::Timeout)),
-            Class::ConnectFailed => {
-                ApiError::service_unavailable("could not connect to the upstream service")
-            }
-            Class::Transport => {
-                ApiError::bad_gateway("the connection failed before a complete response")
-            }
+            Class::ConnectFailed => ApiError::from(ErrorCode::ServiceUnavailable)
+                .with_public_message("could not connect to the upstream service"),
+            Class::Transport => ApiError::from(ErrorCode::BadGateway)
+                .with_public_message("the connection failed before a complete response"),
             Class::Rejected => {
                 ApiError::service_unavailable(default_message(&ErrorCode::ServiceUnavailable))
             }
@@ -448,13 +506,35 @@ impl ApiError {
         api.with_class(class).with_source(err)
     }
 
-    /// The envelope of this error, with `request_id` and `timestamp` as set (or empty).
+    /// The envelope this error is sent as, with `request_id` and `timestamp` as set (or
+    /// empty; rendering fills in the request's id and the time).
+    ///
+    /// A 4xx sends its message and details as they are. Anything else (a 5xx above all) sends
+    /// its code's generic message and no details, but for what was marked public with
+    /// [`with_public_message`](Self::with_public_message) and
+    /// [`with_public_detail`](Self::with_public_detail).
     pub fn to_envelope(&self) -> Envelope {
+        let speaks_freely = self.inner.status.is_client_error();
+        let message = if speaks_freely || self.inner.public_message {
+            self.inner.message.to_string()
+        } else {
+            default_message(&self.inner.code).to_owned()
+        };
+        let details = if speaks_freely {
+            self.inner.details.clone()
+        } else {
+            self.inner
+                .details
+                .iter()
+                .filter(|(k, _)| self.inner.public_details.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
         Envelope {
             error: EnvelopeError {
                 code: self.inner.code.clone(),
-                message: self.inner.message.to_string(),
-                details: self.inner.details.clone(),
+                message,
+                details,
                 request_id: Some(self.inner.request_id.clone().unwrap_or_default()),
                 timestamp: Some(self.inner.timestamp.clone().unwrap_or_default()),
             },
@@ -478,23 +558,23 @@ impl ApiError {
         err
     }
 
-    /// The envelope's JSON bytes, filling in a missing request id (new UUID v7) and timestamp.
+    /// The envelope's JSON bytes, filling in a missing request id (new UUID v7) and the time
+    /// of rendering.
     fn render_body(&mut self) -> Bytes {
         if self.inner.request_id.is_none() {
             let id = new_request_id();
             self.inner.request_id = id.header_value().to_str().ok().map(str::to_owned);
         }
-        if self.inner.timestamp.is_none() {
-            self.inner.timestamp = Some(timestamp_now());
-        }
+        self.inner.timestamp = Some(timestamp_now());
         Bytes::from(serde_json::to_vec(&self.to_envelope()).expect("an envelope serializes"))
     }
 
     /// The response this error is sent as: its status, `content-type: application/json`, the
     /// envelope, `x-request-id`, `Retry-After` when known and the extra headers.
     ///
-    /// A missing request id or timestamp is filled in here; behind the envelope layer they are
-    /// the request's. A clone of the error rides in the response extensions.
+    /// A missing request id is filled in here (behind the envelope layer it is the request's),
+    /// and the timestamp is the time of rendering. A 5xx sends only what was marked public
+    /// (see [`to_envelope`](Self::to_envelope)). A clone of the error rides in the response extensions.
     pub fn into_http_response(self) -> Response<Full<Bytes>> {
         let (mut parts, ()) = Response::new(()).into_parts();
         let body = self.render_into(&mut parts);
@@ -546,7 +626,8 @@ fn known_error(e: &(dyn StdError + 'static)) -> Option<ApiError> {
     }
     if e.is::<tower::load_shed::error::Overloaded>() {
         return Some(
-            ApiError::service_unavailable("the service is overloaded")
+            ApiError::from(ErrorCode::ServiceUnavailable)
+                .with_public_message("the service is overloaded")
                 .with_retry_after(Duration::from_secs(1))
                 .with_class(Class::Rejected),
         );

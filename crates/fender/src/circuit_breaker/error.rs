@@ -103,7 +103,8 @@ impl std::error::Error for CircuitOpen {}
 
 impl From<&CircuitOpen> for ApiError {
     fn from(open: &CircuitOpen) -> Self {
-        ApiError::service_unavailable("the upstream service is temporarily unavailable")
+        ApiError::from(crate::ErrorCode::ServiceUnavailable)
+            .with_public_message("the upstream service is temporarily unavailable")
             .with_retry_after(open.retry_after)
             .with_class(Class::Rejected)
     }

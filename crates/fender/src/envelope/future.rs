@@ -17,7 +17,7 @@ use super::InnerBody;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::layer::Config;
 use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
-use crate::error::{Envelope, timestamp_now};
+use crate::error::Envelope;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::{ApiError, BoxError};
 
@@ -249,8 +249,7 @@ fn render(
     id: &RequestId,
     line: &RequestLine,
 ) -> Response<EnvelopeBody<InnerBody>> {
-    let timestamp = api.timestamp().map_or_else(timestamp_now, str::to_owned);
-    let api = api.with_request_id(id_str(id)).with_timestamp(timestamp);
+    let api = api.with_request_id(id_str(id));
     log(&api, line);
     super::strip_representation_headers(&mut parts.headers);
     let json = api.render_into(&mut parts);

@@ -267,3 +267,17 @@ async fn decode_error_and_error_for_status_work_without_a_layer() {
         &ErrorCode::NotFound
     );
 }
+
+#[tokio::test]
+async fn decoded_5xx_envelopes_keep_what_the_server_sent() {
+    let err = raw_error(raw(
+        503,
+        "application/json",
+        r#"{"error":{"code":"SERVICE_UNAVAILABLE","message":"replica db-3 lags","details":{"replica":"db-3"},"request_id":"env-5","timestamp":"2026-11-25T08:27:32.123Z"}}"#,
+    ))
+    .await;
+    assert_eq!(err.code(), &ErrorCode::ServiceUnavailable);
+    assert_eq!(err.message(), "replica db-3 lags");
+    assert_eq!(err.details()["replica"], "db-3");
+    assert_eq!(err.timestamp(), Some("2026-11-25T08:27:32.123Z"));
+}

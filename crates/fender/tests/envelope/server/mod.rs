@@ -21,6 +21,7 @@ mod failures;
 mod ids;
 mod logs;
 mod rewrite;
+mod secrets;
 mod success;
 
 #[derive(serde::Deserialize)]
