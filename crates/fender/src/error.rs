@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::BoxError;
 use crate::classify::{Class, classify_error};
 use crate::code::ErrorCode;
-use crate::request_id::{X_REQUEST_ID, new_request_id};
+use crate::request_id::{X_REQUEST_ID, is_valid_request_id, new_request_id};
 
 /// The JSON document of every error response: `{"error": {...}}`.
 ///
@@ -542,6 +542,10 @@ impl ApiError {
     }
 
     /// The error from a decoded envelope and the response's status.
+    ///
+    /// A `request_id` that is not a valid request id (1–128 characters of `[A-Za-z0-9._:-]`,
+    /// the rule for the `x-request-id` header) is dropped: the decoder then takes the
+    /// response header's id, or the id the client sent.
     pub fn from_envelope(envelope: Envelope, status: StatusCode) -> Self {
         let EnvelopeError {
             code,
@@ -553,7 +557,9 @@ impl ApiError {
         let mut err = ApiError::new(code, message)
             .with_status(status)
             .with_details(details);
-        err.inner.request_id = request_id.filter(|id| !id.is_empty());
+        // The same rule as for the header: a hostile server must not put 50 KB of control
+        // characters into every log line that quotes this error.
+        err.inner.request_id = request_id.filter(|id| is_valid_request_id(id));
         err.inner.timestamp = timestamp.filter(|t| !t.is_empty());
         err
     }
