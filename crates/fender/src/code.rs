@@ -161,6 +161,26 @@ impl ErrorCode {
         }
     }
 
+    /// The generic message of the code: what a 5xx says instead of internal text, and the
+    /// message of an error built from the code alone (`ApiError::from(code)`).
+    ///
+    /// An unknown code has the generic message of `INTERNAL_ERROR`.
+    pub fn generic_message(&self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "the request is malformed",
+            ErrorCode::Unauthorized => "authentication is required",
+            ErrorCode::Forbidden => "permission denied",
+            ErrorCode::NotFound => "resource not found",
+            ErrorCode::Conflict => "the resource is in a conflicting state",
+            ErrorCode::ValidationError => "request validation failed",
+            ErrorCode::RateLimitExceeded => "too many requests",
+            ErrorCode::BadGateway => "upstream service error",
+            ErrorCode::ServiceUnavailable => "service temporarily unavailable",
+            ErrorCode::Timeout => "request timed out",
+            ErrorCode::InternalError | ErrorCode::Other(_) => "internal server error",
+        }
+    }
+
     /// Whether this is one of the eleven codes of the contract.
     pub fn is_known(&self) -> bool {
         !matches!(self, ErrorCode::Other(_))

@@ -1,4 +1,8 @@
-//! [`ApiError`], the one error type of both sides, and the envelope it is sent as.
+//! [`ApiError`], the one error type of both sides.
+//!
+//! The envelope it is sent as is in [`Envelope`] (re-exported here), the rendering rule in
+//! [`ApiError::to_envelope`], and the mapping of foreign errors (timeouts, refused
+//! connections, …) in [`classify`](crate::classify), the one rule book.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -6,75 +10,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
-use serde::{Deserialize, Serialize};
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::BoxError;
-use crate::classify::{Class, classify_error};
+use crate::classify::{Class, classify_status, diagnose};
 use crate::code::ErrorCode;
-use crate::request_id::{X_REQUEST_ID, is_valid_request_id, new_request_id};
 
-/// The JSON document of every error response: `{"error": {...}}`.
-///
-/// ```
-/// use fender::error::Envelope;
-///
-/// let body = r#"{"error":{"code":"NOT_FOUND","message":"no such user","details":{},
-///     "request_id":"abc","timestamp":"2026-11-25T08:27:32.123Z","extra":true}}"#;
-/// let envelope: Envelope = serde_json::from_str(body).unwrap();
-/// assert_eq!(envelope.error.code.as_str(), "NOT_FOUND");
-/// assert_eq!(envelope.error.request_id.as_deref(), Some("abc"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// The error.
-    pub error: EnvelopeError,
-}
+#[path = "envelope/render.rs"]
+mod render;
+#[path = "envelope/wire.rs"]
+mod wire;
 
-/// The `error` object of an [`Envelope`].
-///
-/// Decoding is lenient in what the contract lets a client be lenient about: unknown fields are
-/// ignored, a missing `details` is `{}`, and a missing `request_id` or `timestamp` is `None`.
-/// Encoding always writes all five fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EnvelopeError {
-    /// The machine-readable code.
-    pub code: ErrorCode,
-    /// The human-readable message.
-    pub message: String,
-    /// Context-specific detail; `{}` when there is none.
-    #[serde(default)]
-    pub details: Map<String, Value>,
-    /// The id of the request, as in the `x-request-id` response header.
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// When the error occurred: RFC 3339, UTC, millisecond precision.
-    #[serde(default)]
-    pub timestamp: Option<String>,
-}
-
-/// One field's message in a validation error's `details.fields`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    /// The field, as the client named it (`email`, `address.zip`, `items[2].qty`).
-    pub field: String,
-    /// What is wrong with it, safe to show an end user.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field's message.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use wire::{Envelope, EnvelopeError, FieldError, timestamp_now};
 
 /// Where an [`ApiError`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,28 +89,6 @@ struct Inner {
     /// `None` for errors that are (or become) responses; the class of the failure otherwise.
     class: Option<Class>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
-}
-
-/// The message of a 5xx: generic, never the internal error's text.
-fn default_message(code: &ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::InvalidRequest => "the request is malformed",
-        ErrorCode::Unauthorized => "authentication is required",
-        ErrorCode::Forbidden => "permission denied",
-        ErrorCode::NotFound => "resource not found",
-        ErrorCode::Conflict => "the resource is in a conflicting state",
-        ErrorCode::ValidationError => "request validation failed",
-        ErrorCode::RateLimitExceeded => "too many requests",
-        ErrorCode::BadGateway => "upstream service error",
-        ErrorCode::ServiceUnavailable => "service temporarily unavailable",
-        ErrorCode::Timeout => "request timed out",
-        ErrorCode::InternalError | ErrorCode::Other(_) => "internal server error",
-    }
-}
-
-/// The current time as the contract writes it: RFC 3339, UTC, milliseconds, `Z`.
-pub fn timestamp_now() -> String {
-    format!("{:.3}", jiff::Timestamp::now())
 }
 
 impl ApiError {
@@ -238,7 +165,7 @@ impl ApiError {
             .map(|(f, m)| FieldError::new(f, m))
             .collect();
         let message = if fields.is_empty() {
-            default_message(&ErrorCode::ValidationError).to_owned()
+            ErrorCode::ValidationError.generic_message().to_owned()
         } else {
             fields
                 .iter()
@@ -258,10 +185,7 @@ impl ApiError {
     /// 500 `INTERNAL_ERROR` with the generic message; attach the cause with
     /// [`with_source`](Self::with_source): it is logged, never sent.
     pub fn internal() -> Self {
-        ApiError::new(
-            ErrorCode::InternalError,
-            default_message(&ErrorCode::InternalError),
-        )
+        ApiError::from(ErrorCode::InternalError)
     }
 
     /// 502 `BAD_GATEWAY`.
@@ -296,30 +220,6 @@ impl ApiError {
         self
     }
 
-    /// Replaces the message with one written for the client, sent even on a 5xx.
-    ///
-    /// A 5xx normally shows only its code's generic message, so that internal text (a query, a
-    /// host name, a password in a connection string) never reaches a client by accident. Use
-    /// this, deliberately, for text that is safe to publish:
-    ///
-    /// ```
-    /// use fender::ApiError;
-    /// use serde_json::json;
-    ///
-    /// let err = ApiError::service_unavailable("replica db-3 lags by 40 s")
-    ///     .with_public_message("down for maintenance until 10:00 UTC")
-    ///     .with_public_detail("until", "2026-11-25T10:00:00Z")
-    ///     .with_detail("replica", "db-3");
-    /// let sent = err.to_envelope().error;
-    /// assert_eq!(sent.message, "down for maintenance until 10:00 UTC");
-    /// assert_eq!(serde_json::Value::Object(sent.details), json!({"until": "2026-11-25T10:00:00Z"}));
-    /// ```
-    pub fn with_public_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
-        self.inner.message = message.into();
-        self.inner.public_message = true;
-        self
-    }
-
     /// Adds one entry to `details`.
     ///
     /// On a 4xx every detail is sent. On a 5xx details are internal (logged with the error,
@@ -327,17 +227,6 @@ impl ApiError {
     pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         let key = key.into();
         self.inner.public_details.retain(|k| *k != key);
-        self.inner.details.insert(key, value.into());
-        self
-    }
-
-    /// Adds one entry to `details` that is sent even on a 5xx: use it, deliberately, only for
-    /// values that are safe to publish (see [`with_public_message`](Self::with_public_message)).
-    pub fn with_public_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        let key = key.into();
-        if !self.inner.public_details.contains(&key) {
-            self.inner.public_details.push(key.clone());
-        }
         self.inner.details.insert(key, value.into());
         self
     }
@@ -454,7 +343,7 @@ impl ApiError {
     pub fn class(&self) -> Class {
         self.inner
             .class
-            .unwrap_or_else(|| crate::classify::classify_status(self.inner.status))
+            .unwrap_or_else(|| classify_status(self.inner.status))
     }
 
     /// Whether trying the request again may succeed: a 429, 500, 502, 503 or 504 response, a
@@ -469,176 +358,26 @@ impl ApiError {
         self.inner.source.as_deref()
     }
 
-    /// The error for any error a service returned, found by walking its source chain.
+    /// The error for any error a service returned, found by one walk of its source chain
+    /// ([`classify::diagnose`](crate::classify::diagnose)).
     ///
     /// An [`ApiError`] anywhere in the chain is returned as is. Otherwise: a timeout → 504
-    /// `TIMEOUT`; an open circuit → 503 `SERVICE_UNAVAILABLE` with `Retry-After` until the next
-    /// probe; load shedding → 503 with `Retry-After: 1`; a refused connection → 503; a reset or
-    /// early close → 502 `BAD_GATEWAY`; anything else → 500 `INTERNAL_ERROR` with the generic
-    /// message. The error is kept as the source.
+    /// `TIMEOUT`; a [`Rejection`](crate::classify::Rejection) (an open circuit) → 503
+    /// `SERVICE_UNAVAILABLE` with `Retry-After` until the next probe; load shedding → 503 with
+    /// `Retry-After: 1`; a refused connection → 503; a reset or early close → 502
+    /// `BAD_GATEWAY`; anything else → 500 `INTERNAL_ERROR` with the generic message. The error
+    /// is kept as the source.
     pub fn from_error(err: BoxError) -> ApiError {
         let err = match err.downcast::<ApiError>() {
             Ok(api) => return *api,
             Err(err) => err,
         };
-        let mut current: Option<&(dyn StdError + 'static)> = Some(&*err);
-        while let Some(e) = current {
-            if let Some(api) = e.downcast_ref::<ApiError>() {
-                return api.clone();
-            }
-            if let Some(api) = crate::error::known_error(e) {
-                return api.with_source(err);
-            }
-            current = e.source();
-        }
-        let class = classify_error(&*err);
-        let api = match class {
-            Class::Timeout => ApiError::timeout(default_message(&ErrorCode::Timeout)),
-            Class::ConnectFailed => ApiError::from(ErrorCode::ServiceUnavailable)
-                .with_public_message("could not connect to the upstream service"),
-            Class::Transport => ApiError::from(ErrorCode::BadGateway)
-                .with_public_message("the connection failed before a complete response"),
-            Class::Rejected => {
-                ApiError::service_unavailable(default_message(&ErrorCode::ServiceUnavailable))
-            }
-            _ => ApiError::internal(),
-        };
-        api.with_class(class).with_source(err)
-    }
-
-    /// The envelope this error is sent as, with `request_id` and `timestamp` as set (or
-    /// empty; rendering fills in the request's id and the time).
-    ///
-    /// A 4xx sends its message and details as they are. Anything else (a 5xx above all) sends
-    /// its code's generic message and no details, but for what was marked public with
-    /// [`with_public_message`](Self::with_public_message) and
-    /// [`with_public_detail`](Self::with_public_detail).
-    pub fn to_envelope(&self) -> Envelope {
-        let speaks_freely = self.inner.status.is_client_error();
-        let message = if speaks_freely || self.inner.public_message {
-            self.inner.message.to_string()
-        } else {
-            default_message(&self.inner.code).to_owned()
-        };
-        let details = if speaks_freely {
-            self.inner.details.clone()
-        } else {
-            self.inner
-                .details
-                .iter()
-                .filter(|(k, _)| self.inner.public_details.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        Envelope {
-            error: EnvelopeError {
-                code: self.inner.code.clone(),
-                message,
-                details,
-                request_id: Some(self.inner.request_id.clone().unwrap_or_default()),
-                timestamp: Some(self.inner.timestamp.clone().unwrap_or_default()),
-            },
+        let found = diagnose(&*err);
+        match found.api_error() {
+            Some(api) => api.clone(),
+            None => found.to_api_error().with_source(err),
         }
     }
-
-    /// The error from a decoded envelope and the response's status.
-    ///
-    /// A `request_id` that is not a valid request id (1–128 characters of `[A-Za-z0-9._:-]`,
-    /// the rule for the `x-request-id` header) is dropped: the decoder then takes the
-    /// response header's id, or the id the client sent.
-    pub fn from_envelope(envelope: Envelope, status: StatusCode) -> Self {
-        let EnvelopeError {
-            code,
-            message,
-            details,
-            request_id,
-            timestamp,
-        } = envelope.error;
-        let mut err = ApiError::new(code, message)
-            .with_status(status)
-            .with_details(details);
-        // The same rule as for the header: a hostile server must not put 50 KB of control
-        // characters into every log line that quotes this error.
-        err.inner.request_id = request_id.filter(|id| is_valid_request_id(id));
-        err.inner.timestamp = timestamp.filter(|t| !t.is_empty());
-        err
-    }
-
-    /// The envelope's JSON bytes, filling in a missing request id (new UUID v7) and the time
-    /// of rendering.
-    fn render_body(&mut self) -> Bytes {
-        if self.inner.request_id.is_none() {
-            let id = new_request_id();
-            self.inner.request_id = id.header_value().to_str().ok().map(str::to_owned);
-        }
-        self.inner.timestamp = Some(timestamp_now());
-        Bytes::from(serde_json::to_vec(&self.to_envelope()).expect("an envelope serializes"))
-    }
-
-    /// The response this error is sent as: its status, `content-type: application/json`, the
-    /// envelope, `x-request-id`, `Retry-After` when known and the extra headers.
-    ///
-    /// A missing request id is filled in here (behind the envelope layer it is the request's),
-    /// and the timestamp is the time of rendering. A 5xx sends only what was marked public
-    /// (see [`to_envelope`](Self::to_envelope)). A clone of the error rides in the response extensions.
-    pub fn into_http_response(self) -> Response<Full<Bytes>> {
-        let (mut parts, ()) = Response::new(()).into_parts();
-        let body = self.render_into(&mut parts);
-        Response::from_parts(parts, Full::new(body))
-    }
-
-    /// Renders the envelope into `parts` (status, headers, extensions) and returns the body.
-    pub(crate) fn render_into(mut self, parts: &mut http::response::Parts) -> Bytes {
-        let body = self.render_body();
-        parts.status = self.inner.status;
-        let headers = &mut parts.headers;
-        for name in self.inner.headers.keys() {
-            headers.remove(name);
-        }
-        for (name, value) in &self.inner.headers {
-            headers.append(name, value.clone());
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        if let Some(delay) = self.inner.retry_after {
-            headers.insert(RETRY_AFTER, crate::retry_after::to_header_value(delay));
-        }
-        if let Some(id) = self
-            .inner
-            .request_id
-            .as_deref()
-            .and_then(|id| HeaderValue::from_str(id).ok())
-        {
-            headers.insert(X_REQUEST_ID.clone(), id);
-        }
-        parts.extensions.insert(self);
-        body
-    }
-}
-
-/// Middleware errors this crate knows how to turn into an [`ApiError`] (SPEC §2).
-///
-/// Each layer's error type that should render as something other than 500 has a
-/// `From<&ItsError> for ApiError` and a line here.
-fn known_error(e: &(dyn StdError + 'static)) -> Option<ApiError> {
-    if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
-        return Some(
-            ApiError::timeout(default_message(&ErrorCode::Timeout)).with_class(Class::Timeout),
-        );
-    }
-    #[cfg(feature = "circuit-breaker")]
-    if let Some(open) = e.downcast_ref::<crate::circuit_breaker::CircuitOpen>() {
-        return Some(ApiError::from(open));
-    }
-    if e.is::<tower::load_shed::error::Overloaded>() {
-        return Some(
-            ApiError::from(ErrorCode::ServiceUnavailable)
-                .with_public_message("the service is overloaded")
-                .with_retry_after(Duration::from_secs(1))
-                .with_class(Class::Rejected),
-        );
-    }
-    None
 }
 
 impl fmt::Debug for ApiError {
@@ -692,15 +431,8 @@ impl StdError for ApiError {
 
 impl From<ErrorCode> for ApiError {
     fn from(code: ErrorCode) -> Self {
-        let message = default_message(&code);
+        let message = code.generic_message();
         ApiError::new(code, message)
-    }
-}
-
-#[cfg(feature = "axum")]
-impl axum::response::IntoResponse for ApiError {
-    fn into_response(self) -> axum::response::Response {
-        self.into_http_response().map(axum::body::Body::new)
     }
 }
 
@@ -729,27 +461,6 @@ mod tests {
             assert_eq!(err.is_retryable(), code.is_retryable(), "{code}");
             assert_eq!(err.origin(), Origin::Response);
         }
-    }
-
-    #[test]
-    fn rendered_envelope_has_all_five_fields_and_headers() {
-        let res = ApiError::validation([("email", "must be a valid email address")])
-            .with_request_id("req-1")
-            .into_http_response();
-        assert_eq!(res.status(), 422);
-        assert_eq!(res.headers()["content-type"], "application/json");
-        assert_eq!(res.headers()["x-request-id"], "req-1");
-        let api = res.extensions().get::<ApiError>().unwrap();
-        let json: Value = serde_json::to_value(api.to_envelope()).unwrap();
-        let e = &json["error"];
-        assert_eq!(e["code"], "VALIDATION_ERROR");
-        assert_eq!(e["message"], "email must be a valid email address");
-        assert_eq!(e["details"]["fields"][0]["field"], "email");
-        assert_eq!(e["request_id"], "req-1");
-        let ts = e["timestamp"].as_str().unwrap();
-        assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{ts}");
-        assert_eq!(ts.len(), "2026-11-25T08:27:32.123Z".len(), "{ts}");
-        assert!(ts.ends_with('Z'));
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! The response future of [`ErrorEnvelope`](super::ErrorEnvelope).
 
-use std::error::Error as StdError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -17,6 +16,7 @@ use super::InnerBody;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::layer::Config;
 use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
+use crate::classify::chain;
 use crate::error::Envelope;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::{ApiError, BoxError};
@@ -184,14 +184,12 @@ fn empty_parts() -> Parts {
 
 /// The contract's mapping of an inner error, after the user's own.
 fn map_error(err: BoxError, config: &Config) -> ApiError {
-    if let Some(map) = &config.map_error {
-        let mut current: Option<&(dyn StdError + 'static)> = Some(&*err);
-        while let Some(e) = current {
-            if let Some(api) = map(e) {
-                return api.with_source(err);
-            }
-            current = e.source();
-        }
+    if let Some(api) = config
+        .map_error
+        .as_ref()
+        .and_then(|map| chain(&*err).find_map(&**map))
+    {
+        return api.with_source(err);
     }
     ApiError::from_error(err)
 }

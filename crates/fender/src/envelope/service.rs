@@ -125,10 +125,8 @@ pub(crate) struct DisplayChain<'a>(pub(crate) &'a (dyn StdError + 'static));
 impl fmt::Display for DisplayChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
+        for e in crate::classify::chain(self.0).skip(1) {
             write!(f, ": {e}")?;
-            source = e.source();
         }
         Ok(())
     }
