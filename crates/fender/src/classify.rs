@@ -13,6 +13,7 @@
 //! | other 4xx | [`Class::ClientError`] | no | no |
 //! | 500, 502, 503, 504 | [`Class::ServerError`] | yes | yes |
 //! | 501, 505 and other 5xx | [`Class::PermanentServerError`] | no | no |
+//! | 600–999 (no HTTP status) | [`Class::InvalidStatus`] | no | yes |
 //! | timeout | [`Class::Timeout`] | yes | yes |
 //! | connection refused | [`Class::ConnectFailed`] | yes, any method | yes |
 //! | connection reset, closed early | [`Class::Transport`] | yes | yes |
@@ -37,16 +38,12 @@
 //!
 //! # Errors, and how yours become known
 //!
-//! An error is judged by one walk of its source chain ([`diagnose`]), which stops at the first
-//! answer it is sure of. The walk knows, at any depth: an [`ApiError`] (it speaks for the whole
-//! chain: its class, its response); a [`Rejection`]; timeouts of tower and tokio; tower's
-//! load-shed `Overloaded`; hyper's errors; and `std::io::Error` kinds (refused →
-//! [`Class::ConnectFailed`]; reset, aborted, broken pipe, early EOF → [`Class::Transport`];
-//! timed out → [`Class::Timeout`]). Anything else is [`Class::OtherError`], a generic 500.
-//! [`ApiError::from_error`] is built on the same walk, so a class and a response never
-//! disagree.
-//!
-//! This module knows no middleware of this crate by name: the circuit breaker's
+//! An error is judged by one walk of its source chain ([`diagnose`]), which knows, at any
+//! depth: an [`ApiError`] (it speaks for the whole chain); a [`Rejection`]; tower's and tokio's
+//! timeouts; tower's `Overloaded`; hyper's errors; `std::io::Error` kinds (refused, reset,
+//! aborted, broken pipe, early EOF, timed out). Anything else is [`Class::OtherError`], a
+//! generic 500. [`ApiError::from_error`] is built on the same walk, so a class and a response
+//! never disagree. No middleware of this crate is named here: the circuit breaker's
 //! `CircuitOpen` is known the way your own error type can be, in one of three ways.
 //!
 //! - **Put an [`ApiError`] in its source chain**: return it from `source()`, and the walk finds
@@ -117,6 +114,10 @@ pub enum Class {
     ServerError,
     /// A 5xx that will not change on a retry (501, 505, …).
     PermanentServerError,
+    /// A status past 599 (`http` accepts up to 999): no HTTP status at all, so a broken
+    /// upstream, but not one a retry would fix. Decoders and the server layer take it for an
+    /// error too.
+    InvalidStatus,
     /// The attempt timed out.
     Timeout,
     /// The connection could not be made (refused): the request provably never reached the
@@ -148,6 +149,7 @@ impl Class {
         matches!(
             self,
             Class::ServerError
+                | Class::InvalidStatus
                 | Class::Timeout
                 | Class::ConnectFailed
                 | Class::Transport
@@ -169,6 +171,7 @@ impl Class {
             Class::RateLimited => "rate limited",
             Class::ServerError => "server error",
             Class::PermanentServerError => "permanent server error",
+            Class::InvalidStatus => "invalid status",
             Class::Timeout => "timeout",
             Class::ConnectFailed => "connection failed",
             Class::Transport => "transport error",
@@ -222,7 +225,8 @@ pub fn classify_status(status: StatusCode) -> Class {
         500 | 502 | 503 | 504 => Class::ServerError,
         400..=499 => Class::ClientError,
         500..=599 => Class::PermanentServerError,
-        _ => Class::Success,
+        100..=399 => Class::Success,
+        _ => Class::InvalidStatus,
     }
 }
 
@@ -255,8 +259,7 @@ pub(crate) fn chain<'a>(
 ///
 /// ```
 /// use std::time::Duration;
-/// use fender::classify::{Class, Rejection, classify_error};
-/// use fender::ApiError;
+/// use fender::{ApiError, classify::{Class, Rejection, classify_error}};
 ///
 /// #[derive(Debug, Clone, Copy)]
 /// struct BulkheadFull(Rejection);

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::response::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
@@ -258,7 +258,8 @@ fn log(api: &ApiError, line: &RequestLine) {
     let request_id = api.request_id().unwrap_or_default();
     let status = api.status().as_u16();
     let code = api.code().as_str();
-    if api.status().is_server_error() || api.status() < StatusCode::BAD_REQUEST {
+    // Everything but a 4xx is the server's failure: a 5xx, and statuses past 599 too.
+    if !api.status().is_client_error() {
         match api.source_error() {
             Some(source) => tracing::error!(
                 request_id, status, code, method = %line.method, uri = %line.uri,

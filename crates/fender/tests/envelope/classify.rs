@@ -111,3 +111,20 @@ fn a_source_chain_that_loops_ends() {
     assert_eq!(classify_error(&Loop), Class::OtherError);
     assert!(find_api_error(&Loop).is_none());
 }
+
+/// 600, 799 and 999 are valid `StatusCode`s to `http`, and no HTTP status at all.
+fn beyond_599() -> [StatusCode; 3] {
+    [600, 799, 999].map(|n| StatusCode::from_u16(n).unwrap())
+}
+
+#[test]
+fn statuses_past_599_are_failures_that_are_not_retried() {
+    for status in beyond_599() {
+        let class = classify_status(status);
+        assert!(class.is_failure(), "{status}: {class}");
+        assert!(!class.is_retryable(), "{status}: {class}");
+        let api = ApiError::from_status(status);
+        assert_eq!(api.class(), class, "the error of the status agrees");
+        assert!(!api.is_retryable());
+    }
+}

@@ -99,3 +99,22 @@ async fn an_invalid_request_id_in_the_body_without_a_header_gives_way_to_the_sen
         .body(hostile_id_envelope());
     assert_id(&decoded(invalid_header).await, "sent-7");
 }
+
+#[tokio::test]
+async fn statuses_past_599_decode_to_errors_the_breaker_counts() {
+    for n in [600u16, 799, 999] {
+        let inner = service_fn(move |_req: http::Request<_>| async move {
+            let body = http_body_util::Full::new(bytes::Bytes::from_static(b"?"));
+            Ok::<_, Infallible>(response(n, "text/plain", body))
+        });
+        let err = DecodeEnvelopeLayer::new()
+            .layer(inner)
+            .oneshot(get_with_id("/", "odd-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().as_u16(), n);
+        assert_eq!(err.code(), &ErrorCode::InternalError);
+        assert!(err.class().is_failure(), "{n}: {}", err.class());
+        assert!(!err.is_retryable(), "{n}");
+    }
+}
