@@ -112,6 +112,22 @@ fn a_source_chain_that_loops_ends() {
     assert!(find_api_error(&Loop).is_none());
 }
 
+#[test]
+fn middleware_errors_map_to_their_error_responses() {
+    let timeout = ApiError::from_error(Box::new(tower::timeout::error::Elapsed::new()));
+    assert_eq!(timeout.status(), 504);
+    assert_eq!(timeout.code(), &fender::ErrorCode::Timeout);
+    let shed = ApiError::from_error(Box::new(tower::load_shed::error::Overloaded::new()));
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.retry_after(), Some(std::time::Duration::from_secs(1)));
+    assert_eq!(shed.origin(), fender::error::Origin::Local);
+    assert!(!shed.is_retryable());
+    let refused = ApiError::from_error(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
+    assert_eq!(refused.code(), &fender::ErrorCode::ServiceUnavailable);
+    assert_eq!(refused.origin(), fender::error::Origin::Transport);
+    assert!(refused.is_retryable());
+}
+
 /// 600, 799 and 999 are valid `StatusCode`s to `http`, and no HTTP status at all.
 fn beyond_599() -> [StatusCode; 3] {
     [600, 799, 999].map(|n| StatusCode::from_u16(n).unwrap())
@@ -127,4 +143,19 @@ fn statuses_past_599_are_failures_that_are_not_retried() {
         assert_eq!(api.class(), class, "the error of the status agrees");
         assert!(!api.is_retryable());
     }
+}
+
+#[test]
+fn a_501_carries_a_retryable_code_but_is_not_retried_itself() {
+    let not_implemented = ApiError::from_status(StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(not_implemented.code(), &fender::ErrorCode::InternalError);
+    assert!(
+        not_implemented.code().is_retryable(),
+        "the verdict on the code's own status, 500"
+    );
+    assert!(
+        !not_implemented.is_retryable(),
+        "the verdict on this error, a 501"
+    );
+    assert_eq!(not_implemented.class(), Class::PermanentServerError);
 }
