@@ -23,6 +23,7 @@ mod render;
 #[path = "envelope/wire.rs"]
 mod wire;
 
+pub(crate) use render::EdgeRenders;
 pub use wire::{Envelope, EnvelopeError, FieldError, timestamp_now};
 
 /// Where an [`ApiError`] came from.

@@ -17,7 +17,7 @@ use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::layer::Config;
 use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
 use crate::classify::chain;
-use crate::error::Envelope;
+use crate::error::{EdgeRenders, Envelope};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::{ApiError, BoxError};
 
@@ -110,7 +110,10 @@ where
         let mut this = self.project();
         loop {
             let (parts, api) = match this.state.as_mut().project() {
-                StateProj::Calling { future } => match ready!(future.poll(cx)) {
+                StateProj::Calling { future } => match ready!({
+                    let _edge = EdgeRenders::enter();
+                    future.poll(cx)
+                }) {
                     Ok(res) if res.status().as_u16() < 400 => {
                         let (mut parts, body) = res.into_parts();
                         let id = this.id.take().expect("polled after completion");

@@ -9,6 +9,7 @@
 //! marked public. Every rendered response goes through it.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
@@ -93,11 +94,21 @@ impl ApiError {
     /// The response this error is sent as: its status, `content-type: application/json`, the
     /// envelope, `x-request-id`, `Retry-After` when known and the extra headers.
     ///
-    /// A missing request id is filled in here (behind the envelope layer it is the request's),
-    /// and the timestamp is the time of rendering. A 5xx sends only what was marked public
-    /// (see [`to_envelope`](Self::to_envelope)). A clone of the error rides in the response
-    /// extensions.
+    /// A missing request id is filled in here, and the timestamp is the time of rendering. A
+    /// 5xx sends only what was marked public (see [`to_envelope`](Self::to_envelope)). The
+    /// error rides in the response extensions.
+    ///
+    /// Behind [`ErrorEnvelopeLayer`](crate::envelope::ErrorEnvelopeLayer) (called while the
+    /// layer runs the inner service, as axum handlers are), a 4xx or 5xx is not rendered here:
+    /// the response has the status, the error in its extensions and an empty body, and the
+    /// layer renders it once, with the request's id.
     pub fn into_http_response(self) -> Response<Full<Bytes>> {
+        if self.inner.status.as_u16() >= 400 && EDGE_RENDERS.get() {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = self.inner.status;
+            response.extensions_mut().insert(self);
+            return response;
+        }
         let (mut parts, ()) = Response::new(()).into_parts();
         let body = self.render_into(&mut parts);
         Response::from_parts(parts, Full::new(body))
@@ -138,6 +149,29 @@ impl ApiError {
         }
         self.inner.timestamp = Some(timestamp_now());
         Bytes::from(serde_json::to_vec(&self.to_envelope()).expect("an envelope serializes"))
+    }
+}
+
+thread_local! {
+    /// Whether the code running on this thread runs under the envelope layer, which renders
+    /// every error response that carries an [`ApiError`] itself.
+    static EDGE_RENDERS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While it lives, errors turned into responses on this thread are left for the envelope layer
+/// to render (see [`ApiError::into_http_response`]); the layer holds one around each call and
+/// poll of its inner service.
+pub(crate) struct EdgeRenders(bool);
+
+impl EdgeRenders {
+    pub(crate) fn enter() -> Self {
+        EdgeRenders(EDGE_RENDERS.replace(true))
+    }
+}
+
+impl Drop for EdgeRenders {
+    fn drop(&mut self) {
+        EDGE_RENDERS.set(self.0);
     }
 }
 
@@ -201,6 +235,26 @@ mod tests {
         let sent = client.to_envelope().error;
         assert_eq!(sent.message, "order 9 has shipped");
         assert_eq!(sent.details["state"], "shipped");
+    }
+
+    #[test]
+    fn under_the_edge_error_responses_are_left_to_it_and_successes_are_not() {
+        let deferred = {
+            let _edge = EdgeRenders::enter();
+            ApiError::not_found("no order 7").into_http_response()
+        };
+        assert_eq!(deferred.status(), 404);
+        assert_eq!(http_body::Body::size_hint(deferred.body()).exact(), Some(0));
+        assert!(deferred.extensions().get::<ApiError>().is_some());
+        let outside = ApiError::not_found("no order 7").into_http_response();
+        assert!(http_body::Body::size_hint(outside.body()).exact() > Some(0));
+        let odd_success = {
+            let _edge = EdgeRenders::enter();
+            ApiError::not_found("x")
+                .with_status(http::StatusCode::OK)
+                .into_http_response()
+        };
+        assert!(http_body::Body::size_hint(odd_success.body()).exact() > Some(0));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use super::future::{RequestLine, ResponseFuture};
 use super::layer::Config;
+use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID, resolve_request_id};
 use crate::{ApiError, BoxError};
 
@@ -115,7 +116,12 @@ where
             return ResponseFuture::failed(err, id, self.config.clone(), line);
         }
         req.extensions_mut().insert(id.clone());
-        ResponseFuture::new(self.inner.call(req), id, self.config.clone(), line)
+        let future = {
+            // A service may answer in `call` already: it too leaves errors to this layer.
+            let _edge = EdgeRenders::enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(future, id, self.config.clone(), line)
     }
 }
 

@@ -99,3 +99,37 @@ async fn ten_thousand_generated_request_ids_are_unique_uuid_v7s() {
     }
     assert_eq!(ids.len(), 10_000);
 }
+
+#[tokio::test]
+async fn handler_errors_are_rendered_once_at_the_edge_with_the_requests_id() {
+    use std::sync::{Arc, Mutex};
+
+    use fender::ApiError;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    // What the handler's own `into_http_response` produced, before the layer saw it.
+    let produced = Arc::new(Mutex::new(None));
+    let svc = ErrorEnvelopeLayer::new().layer(service_fn({
+        let produced = produced.clone();
+        move |_req: http::Request<_>| {
+            let res = ApiError::not_found("no order 7").into_http_response();
+            let size = http_body::Body::size_hint(res.body()).exact();
+            *produced.lock().unwrap() = size;
+            async move { Ok::<_, std::convert::Infallible>(res) }
+        }
+    }));
+    let res = svc.oneshot(get_with_id("/", "once-1")).await.unwrap();
+    assert_eq!(
+        *produced.lock().unwrap(),
+        Some(0),
+        "the handler's error was not rendered before the layer"
+    );
+    let (parts, body) = res.into_parts();
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .unwrap()
+        .to_bytes();
+    let v = assert_envelope(&parts, &body, 404, "NOT_FOUND");
+    assert_eq!(v["error"]["request_id"], "once-1");
+    assert_eq!(v["error"]["message"], "no order 7");
+}
