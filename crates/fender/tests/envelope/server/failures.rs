@@ -150,3 +150,47 @@ async fn load_shedding_becomes_503_with_retry_after() {
     assert_envelope(&parts, &body, 503, "SERVICE_UNAVAILABLE");
     assert_eq!(parts.headers[http::header::RETRY_AFTER], "1");
 }
+
+/// Sends raw bytes to the server and reads its whole answer (hyper closes the connection after
+/// a request it could not parse).
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn hyper_answers_requests_it_cannot_parse_itself_without_an_envelope() {
+    let server = serve_app().await;
+    let mut many_headers = String::from("GET /ok HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..200 {
+        many_headers.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let cases: [(&[u8], &str); 3] = [
+        (many_headers.as_bytes(), "431"),
+        (b"GET /ok HTTP/1.1\r\nhost: x\r\nx-bad: a\0b\r\n\r\n", "400"),
+        (b"\x01\x02 garbage\r\n\r\n", "400"),
+    ];
+    for (request, status) in cases {
+        let answer = raw_exchange(server.addr(), request).await;
+        let head = answer.lines().next().unwrap_or_default();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            !lower.contains("x-request-id"),
+            "hyper's own answer: {answer}"
+        );
+        assert!(!lower.contains("application/json"), "{answer}");
+    }
+    // Requests hyper parses do reach the layer.
+    let ok = raw_exchange(
+        server.addr(),
+        b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ok.to_ascii_lowercase().contains("x-request-id"), "{ok}");
+}
