@@ -23,8 +23,8 @@ use crate::{ApiError, BoxError};
 ///
 /// # Clone
 ///
-/// Clones copy the layer's settings (two numbers and, if set, an `Arc` of the `map_error`
-/// function, which they share); they hold no per-request state.
+/// Clones copy the layer's settings (two sizes, a timeout and, if set, an `Arc` of the
+/// `map_error` function, which they share); they hold no per-request state.
 #[derive(Debug)]
 pub struct ErrorEnvelope<S> {
     inner: CatchPanic<S, PanicToEnvelope>,
