@@ -126,18 +126,18 @@ impl ErrorCode {
         }
     }
 
-    /// Whether the contract's table marks this code retryable (429 and the 5xx codes).
+    /// Whether an error with this code, sent with the code's own [`status`](Self::status), may
+    /// be retried: the classifier's verdict on that status (429 and the 5xx codes, as the
+    /// contract's table says).
+    ///
+    /// This is a property of the code. Whether a particular error is retried is
+    /// [`ApiError::is_retryable`](crate::ApiError::is_retryable), the same classifier's verdict
+    /// on that error's own status and origin: a 501 or 505 carries `INTERNAL_ERROR` (the nearest
+    /// code), whose status 500 is retryable, but is itself not retried.
     ///
     /// An unknown code is not retryable: a client cannot know it is safe.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ErrorCode::RateLimitExceeded
-                | ErrorCode::InternalError
-                | ErrorCode::BadGateway
-                | ErrorCode::ServiceUnavailable
-                | ErrorCode::Timeout
-        )
+        self.is_known() && crate::classify::classify_status(self.status()).is_retryable()
     }
 
     /// The nearest code for a status (SPEC §2).
@@ -158,6 +158,26 @@ impl ErrorCode {
             503 => ErrorCode::ServiceUnavailable,
             400..=499 => ErrorCode::InvalidRequest,
             _ => ErrorCode::InternalError,
+        }
+    }
+
+    /// The generic message of the code: what a 5xx says instead of internal text, and the
+    /// message of an error built from the code alone (`ApiError::from(code)`).
+    ///
+    /// An unknown code has the generic message of `INTERNAL_ERROR`.
+    pub fn generic_message(&self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "the request is malformed",
+            ErrorCode::Unauthorized => "authentication is required",
+            ErrorCode::Forbidden => "permission denied",
+            ErrorCode::NotFound => "resource not found",
+            ErrorCode::Conflict => "the resource is in a conflicting state",
+            ErrorCode::ValidationError => "request validation failed",
+            ErrorCode::RateLimitExceeded => "too many requests",
+            ErrorCode::BadGateway => "upstream service error",
+            ErrorCode::ServiceUnavailable => "service temporarily unavailable",
+            ErrorCode::Timeout => "request timed out",
+            ErrorCode::InternalError | ErrorCode::Other(_) => "internal server error",
         }
     }
 
@@ -239,6 +259,15 @@ mod tests {
             .collect();
         assert_eq!(retryable, [429, 500, 502, 503, 504]);
         assert!(!ErrorCode::Other("X".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_codes_retryability_is_the_classifiers_verdict_on_its_status() {
+        use crate::classify::classify_status;
+        for code in ErrorCode::ALL {
+            let verdict = classify_status(code.status()).is_retryable();
+            assert_eq!(code.is_retryable(), verdict, "{code}");
+        }
     }
 
     #[test]

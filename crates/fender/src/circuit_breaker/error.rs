@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::classify::Class;
+use crate::classify::Rejection;
 use crate::error::ApiError;
 
 /// Why the circuit breaker refused a call.
@@ -58,13 +58,17 @@ impl fmt::Display for Reason {
 /// # }
 /// ```
 ///
-/// The contract's classifier classes it [`Class::Rejected`] (not a failure of the upstream, not
+/// Its source is a [`Rejection`] with the wait, which is how the shared rule book knows it
+/// (the way any middleware's or user's fast-fail error can be known, see
+/// [`classify`](crate::classify)): the contract's classifier classes it
+/// [`Class::Rejected`](crate::classify::Class::Rejected) (not a failure of the upstream, not
 /// retryable), and [`ApiError::from_error`] turns it into 503 `SERVICE_UNAVAILABLE` with
 /// `Retry-After` rounded up to whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitOpen {
     reason: Reason,
     retry_after: Duration,
+    rejection: Rejection,
 }
 
 impl CircuitOpen {
@@ -72,6 +76,8 @@ impl CircuitOpen {
         CircuitOpen {
             reason,
             retry_after,
+            rejection: Rejection::new("the upstream service is temporarily unavailable")
+                .with_retry_after(retry_after),
         }
     }
 
@@ -99,13 +105,15 @@ impl fmt::Display for CircuitOpen {
     }
 }
 
-impl std::error::Error for CircuitOpen {}
+impl std::error::Error for CircuitOpen {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.rejection)
+    }
+}
 
 impl From<&CircuitOpen> for ApiError {
     fn from(open: &CircuitOpen) -> Self {
-        ApiError::service_unavailable("the upstream service is temporarily unavailable")
-            .with_retry_after(open.retry_after)
-            .with_class(Class::Rejected)
+        ApiError::from(open.rejection)
     }
 }
 
@@ -119,7 +127,7 @@ impl From<CircuitOpen> for ApiError {
 mod tests {
     use super::*;
     use crate::ErrorCode;
-    use crate::classify::classify_error;
+    use crate::classify::{Class, classify_error};
     use crate::error::Origin;
 
     #[test]
@@ -144,5 +152,18 @@ mod tests {
         assert_eq!(classify_error(&open), Class::Rejected);
         let boxed: crate::BoxError = Box::new(open);
         assert_eq!(classify_error(&*boxed), Class::Rejected);
+    }
+
+    #[test]
+    fn is_known_to_the_rule_book_through_its_source_and_keeps_downcasting() {
+        let open = CircuitOpen::new(Reason::HalfOpenFull, Duration::from_secs(1));
+        let boxed: crate::BoxError = Box::new(open);
+        assert_eq!(boxed.downcast_ref::<CircuitOpen>(), Some(&open));
+        let rejection = boxed.source().unwrap().downcast_ref::<Rejection>().unwrap();
+        assert_eq!(rejection.retry_after(), Some(Duration::from_secs(1)));
+        let api = ApiError::from(open);
+        assert_eq!(api.status(), 503);
+        assert_eq!(api.origin(), Origin::Local);
+        assert!(api.source_error().unwrap().is::<CircuitOpen>());
     }
 }

@@ -99,13 +99,38 @@ pub(crate) struct BoundedRead {
     pub(crate) failed: Option<BoxError>,
 }
 
+impl BoundedRead {
+    /// Nothing was read: the body failed (or was given up) with `why`.
+    pub(crate) fn failed(why: impl Into<BoxError>) -> Self {
+        BoundedRead {
+            bytes: Bytes::new(),
+            truncated: false,
+            failed: Some(why.into()),
+        }
+    }
+}
+
+/// How many frames one poll of [`ReadBounded`] takes before it yields to the runtime, so that
+/// a body that is always ready cannot keep a deadline (or any other task) from running.
+const FRAMES_PER_POLL: usize = 32;
+
+/// How many frames without a byte of data (empty data frames, trailers, unknown kinds) a body
+/// may send before [`ReadBounded`] gives up on it. Frames with data are bounded by the byte
+/// limit already.
+pub(crate) const MAX_EMPTY_FRAMES: usize = 1024;
+
 pin_project! {
     /// Reads a body up to a limit; what is past the limit is never read (the body is dropped).
+    ///
+    /// It is bounded in work as well as in bytes: it yields to the runtime after
+    /// [`FRAMES_PER_POLL`] frames in one poll, and fails after [`MAX_EMPTY_FRAMES`] frames that
+    /// carried no data.
     pub(crate) struct ReadBounded<B> {
         #[pin]
         body: B,
         buf: BytesMut,
         limit: usize,
+        empty_frames: usize,
     }
 }
 
@@ -115,6 +140,7 @@ impl<B> ReadBounded<B> {
             body,
             buf: BytesMut::new(),
             limit,
+            empty_frames: 0,
         }
     }
 }
@@ -128,20 +154,28 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<BoundedRead> {
         let mut this = self.project();
-        loop {
-            let done = |buf: &mut BytesMut, truncated, failed| {
-                Poll::Ready(BoundedRead {
-                    bytes: std::mem::take(buf).freeze(),
-                    truncated,
-                    failed,
-                })
-            };
+        let done = |buf: &mut BytesMut, truncated, failed| {
+            Poll::Ready(BoundedRead {
+                bytes: std::mem::take(buf).freeze(),
+                truncated,
+                failed,
+            })
+        };
+        for _ in 0..FRAMES_PER_POLL {
             match ready!(this.body.as_mut().poll_frame(cx)) {
                 None => return done(this.buf, false, None),
                 Some(Err(err)) => return done(this.buf, false, Some(err.into())),
                 Some(Ok(frame)) => {
-                    let Ok(mut data) = frame.into_data() else {
-                        continue;
+                    let mut data = match frame.into_data() {
+                        Ok(data) if data.has_remaining() => data,
+                        _ => {
+                            *this.empty_frames += 1;
+                            if *this.empty_frames > MAX_EMPTY_FRAMES {
+                                let why = "the body sent too many frames without data";
+                                return done(this.buf, false, Some(why.into()));
+                            }
+                            continue;
+                        }
                     };
                     while data.has_remaining() {
                         let room = *this.limit - this.buf.len();
@@ -156,6 +190,9 @@ where
                 }
             }
         }
+        // Always ready so far: let the runtime run timers and other tasks, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -184,6 +221,40 @@ mod tests {
         let read = ReadBounded::new(body, 1024).await;
         assert_eq!(&read.bytes[..], b"{\"err");
         assert!(read.failed.is_some());
+    }
+
+    /// A body that is always ready with an empty data frame, and counts its polls.
+    struct EmptyFrames(usize);
+
+    impl Body for EmptyFrames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0 += 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::new()))))
+        }
+    }
+
+    #[test]
+    fn an_always_ready_body_is_yielded_on_then_given_up() {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut read = std::pin::pin!(ReadBounded::new(EmptyFrames(0), 64));
+        assert!(read.as_mut().poll(&mut cx).is_pending(), "it yields");
+        assert_eq!(read.body.0, FRAMES_PER_POLL);
+        let mut polls = 1;
+        let read = loop {
+            polls += 1;
+            if let Poll::Ready(read) = read.as_mut().poll(&mut cx) {
+                break read;
+            }
+        };
+        assert!(read.failed.unwrap().to_string().contains("too many frames"));
+        assert!(polls <= MAX_EMPTY_FRAMES / FRAMES_PER_POLL + 1, "{polls}");
     }
 
     #[tokio::test]

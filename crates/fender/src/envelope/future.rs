@@ -1,13 +1,13 @@
 //! The response future of [`ErrorEnvelope`](super::ErrorEnvelope).
 
-use std::error::Error as StdError;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::response::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
@@ -15,8 +15,9 @@ use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
 use super::InnerBody;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::layer::Config;
-use super::service::{DisplayChain, PanicToEnvelope, id_str};
-use crate::error::{Envelope, timestamp_now};
+use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
+use crate::classify::chain;
+use crate::error::{EdgeRenders, Envelope};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::{ApiError, BoxError};
 
@@ -51,6 +52,8 @@ pin_project! {
         Reading {
             #[pin]
             read: ReadBounded<InnerBody>,
+            #[pin]
+            deadline: tokio::time::Sleep,
             parts: Option<Parts>,
         },
     }
@@ -107,7 +110,10 @@ where
         let mut this = self.project();
         loop {
             let (parts, api) = match this.state.as_mut().project() {
-                StateProj::Calling { future } => match ready!(future.poll(cx)) {
+                StateProj::Calling { future } => match ready!({
+                    let _edge = EdgeRenders::enter();
+                    future.poll(cx)
+                }) {
                     Ok(res) if res.status().as_u16() < 400 => {
                         let (mut parts, body) = res.into_parts();
                         let id = this.id.take().expect("polled after completion");
@@ -127,6 +133,7 @@ where
                             let read = ReadBounded::new(body, this.config.body_limit);
                             this.state.set(State::Reading {
                                 read,
+                                deadline: tokio::time::sleep(this.config.body_timeout),
                                 parts: Some(parts),
                             });
                             continue;
@@ -141,11 +148,31 @@ where
                     let err = error.take().expect("polled after completion");
                     (empty_parts(), map_error(err, this.config))
                 }
-                StateProj::Reading { read, parts } => {
-                    let read = ready!(read.poll(cx));
+                StateProj::Reading {
+                    mut read,
+                    deadline,
+                    parts,
+                } => {
+                    // The body is the inner service's code running on this task: a panic in it
+                    // must not take the connection down with it.
+                    let read = match catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))) {
+                        Ok(Poll::Ready(read)) => Ok(read),
+                        Ok(Poll::Pending) => {
+                            ready!(deadline.poll(cx));
+                            Ok(BoundedRead::failed("the error body did not arrive in time"))
+                        }
+                        Err(panic) => Err(Panicked::new("the error body", &*panic)),
+                    };
                     let parts = parts.take().expect("polled after completion");
-                    let api = from_error_body(&parts, read, this.config);
-                    (parts, api)
+                    match read {
+                        Ok(read) => {
+                            let api = from_error_body(&parts, read, this.config);
+                            (parts, api)
+                        }
+                        Err(panicked) => {
+                            (empty_parts(), ApiError::internal().with_source(panicked))
+                        }
+                    }
                 }
             };
             let id = this.id.take().expect("polled after completion");
@@ -160,14 +187,12 @@ fn empty_parts() -> Parts {
 
 /// The contract's mapping of an inner error, after the user's own.
 fn map_error(err: BoxError, config: &Config) -> ApiError {
-    if let Some(map) = &config.map_error {
-        let mut current: Option<&(dyn StdError + 'static)> = Some(&*err);
-        while let Some(e) = current {
-            if let Some(api) = map(e) {
-                return api.with_source(err);
-            }
-            current = e.source();
-        }
+    if let Some(api) = config
+        .map_error
+        .as_ref()
+        .and_then(|map| chain(&*err).find_map(&**map))
+    {
+        return api.with_source(err);
     }
     ApiError::from_error(err)
 }
@@ -197,7 +222,11 @@ fn from_error_body(parts: &Parts, read: BoundedRead, config: &Config) -> ApiErro
         return ApiError::from_envelope(envelope, status);
     }
     let api = ApiError::from_status(status);
-    if !status.is_client_error() || read.truncated || read.failed.is_some() {
+    if let Some(err) = read.failed {
+        // Logged with the response, never sent.
+        return api.with_source(err);
+    }
+    if !status.is_client_error() || read.truncated {
         return api;
     }
     if !content_type_is(parts, "text/plain") {
@@ -221,8 +250,7 @@ fn render(
     id: &RequestId,
     line: &RequestLine,
 ) -> Response<EnvelopeBody<InnerBody>> {
-    let timestamp = api.timestamp().map_or_else(timestamp_now, str::to_owned);
-    let api = api.with_request_id(id_str(id)).with_timestamp(timestamp);
+    let api = api.with_request_id(id_str(id));
     log(&api, line);
     super::strip_representation_headers(&mut parts.headers);
     let json = api.render_into(&mut parts);
@@ -233,7 +261,8 @@ fn log(api: &ApiError, line: &RequestLine) {
     let request_id = api.request_id().unwrap_or_default();
     let status = api.status().as_u16();
     let code = api.code().as_str();
-    if api.status().is_server_error() || api.status() < StatusCode::BAD_REQUEST {
+    // Everything but a 4xx is the server's failure: a 5xx, and statuses past 599 too.
+    if !api.status().is_client_error() {
         match api.source_error() {
             Some(source) => tracing::error!(
                 request_id, status, code, method = %line.method, uri = %line.uri,

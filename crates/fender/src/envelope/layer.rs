@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
@@ -12,11 +13,16 @@ use crate::ApiError;
 /// A user's mapping from an error type of theirs to an [`ApiError`].
 pub(crate) type MapError = Arc<dyn Fn(&(dyn StdError + 'static)) -> Option<ApiError> + Send + Sync>;
 
+/// How long the layer waits for an inner error body it reads: 2 s.
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Settings shared by every clone of an [`ErrorEnvelope`].
 #[derive(Clone)]
 pub(crate) struct Config {
     /// How much of a non-envelope error body is read to look for an envelope or a message.
     pub(crate) body_limit: usize,
+    /// How long that read may take.
+    pub(crate) body_timeout: Duration,
     /// The longest plain-text 4xx body that is kept as the message.
     pub(crate) max_message_len: usize,
     pub(crate) map_error: Option<MapError>,
@@ -26,6 +32,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             body_limit: 64 * 1024,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             max_message_len: 256,
             map_error: None,
         }
@@ -36,6 +43,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("body_limit", &self.body_limit)
+            .field("body_timeout", &self.body_timeout)
             .field("max_message_len", &self.max_message_len)
             .field("map_error", &self.map_error.as_ref().map(|_| ".."))
             .finish()
@@ -83,6 +91,17 @@ impl ErrorEnvelopeLayer {
     pub fn body_limit(mut self, limit: usize) -> Self {
         assert!(limit > 0, "the error body limit must be at least one byte");
         self.config.body_limit = limit;
+        self
+    }
+
+    /// How long the layer waits for an inner error body it reads (a JSON error, a short
+    /// plain-text 4xx) before it gives up and answers from the status alone (default 2 s).
+    ///
+    /// The clock is `tokio::time`. A body that stalls or never ends would otherwise hold the
+    /// response, and the connection, for as long as it lasts. `Duration::ZERO` reads only what
+    /// is ready at once.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.config.body_timeout = timeout;
         self
     }
 

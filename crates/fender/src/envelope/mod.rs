@@ -20,25 +20,55 @@
 //!    the request extensions as tower-http's [`RequestId`](crate::request_id::RequestId) (and in
 //!    the request header) before the inner service runs, and echoed in the `x-request-id`
 //!    header of every response.
-//! 2. **Handler errors**: an [`ApiError`](crate::ApiError) a handler returns is rendered at the
-//!    edge with the request id and timestamp filled in.
+//! 2. **Handler errors**: an [`ApiError`](crate::ApiError) a handler returns is rendered once,
+//!    at the edge, with the request id and the time of rendering.
 //! 3. **Every other error response** that is not already an envelope (a router's 404 or 405, an
 //!    extractor's rejection, a 413 from a body limit, a plain-text 500) is rewritten into one:
-//!    the status is kept, the code is the nearest of SPEC §2, headers such as `Allow`,
-//!    `Retry-After` and `WWW-Authenticate` are kept, the content headers are fixed. A short,
-//!    printable plain-text 4xx body becomes the message; 5xx bodies are never read or echoed.
-//!    A JSON body that already is an envelope keeps its code, message and details, with this
-//!    request's id.
-//! 4. **Errors of inner layers** become envelopes: a timeout → 504 `TIMEOUT`; an open circuit,
+//!    the status is kept, the code is the nearest of the contract's table, headers such as
+//!    `Allow`, `Retry-After` and `WWW-Authenticate` are kept, the content headers are fixed. A
+//!    short, printable plain-text 4xx body becomes the message; other bodies are never echoed.
+//!    A JSON body that already is an envelope keeps its code, and for a 4xx its message and
+//!    details, with this request's id. The layer reads such a body for at most
+//!    [`body_timeout`](ErrorEnvelopeLayer::body_timeout) (2 s) and a bounded number of frames;
+//!    a body that stalls, never ends or panics gives the envelope of its status (a panic: 500).
+//! 4. **No internal text in a 5xx**: a 5xx (and anything else that is not a 4xx) carries its
+//!    code's generic message and no details, whatever the handler or the inner body said, but
+//!    for text the handler published deliberately with
+//!    [`with_public_message`](crate::ApiError::with_public_message) and
+//!    [`with_public_detail`](crate::ApiError::with_public_detail). The `timestamp` is always
+//!    the layer's own.
+//! 5. **Errors of inner layers** become envelopes: a timeout → 504 `TIMEOUT`; an open circuit,
 //!    load shedding → 503 `SERVICE_UNAVAILABLE` with `Retry-After`; anything unknown → 500
 //!    `INTERNAL_ERROR` with a generic message. Your own error types plug in with
 //!    [`ErrorEnvelopeLayer::map_error`].
-//! 5. **Panics** in a handler become a 500 envelope, through tower-http's catch-panic.
-//! 6. **Logging**: every error response is logged through `tracing` with its request id, status
-//!    and code: 5xx at `ERROR` with the source chain, 4xx at `DEBUG`. Internal detail goes to
-//!    the log and never to the client.
-//! 7. **Successes** are untouched but for the `x-request-id` header: the body streams through
+//! 6. **Panics** in a handler become a 500 envelope, through tower-http's catch-panic.
+//! 7. **Logging**: every error response is logged through `tracing` with its request id, status
+//!    and code: 5xx (and statuses past 599) at `ERROR` with the source chain, 4xx at `DEBUG`.
+//!    Internal detail goes to the log and never to the client.
+//! 8. **Successes** are untouched but for the `x-request-id` header: the body streams through
 //!    without buffering.
+//!
+//! ## What never reaches the layer
+//!
+//! hyper answers some requests itself, before any service runs, so they get hyper's bare
+//! response: no envelope, no `x-request-id`, nothing logged by this layer. With hyper 1's
+//! HTTP/1 server:
+//!
+//! - **431 Request Header Fields Too Large**: more header lines than
+//!   `http1::Builder::max_headers` (default 100), or a request head larger than
+//!   `max_header_size` (default: unset, so the read buffer's limit) or than the read buffer,
+//!   `max_buf_size` (default about 400 KiB);
+//! - **414 URI Too Long**: a request target of 65 535 bytes or more (fixed in hyper);
+//! - **400 Bad Request**: a request line or header hyper cannot parse (garbage, a bad method
+//!   or version, a NUL or other control byte in a header);
+//! - **no response at all**: a connection that sends its head too slowly
+//!   (`header_read_timeout`, default 30 s, closes it), or an HTTP/2 preface on an HTTP/1-only
+//!   connection. HTTP/2 has limits of its own (`http2::Builder::max_header_list_size`), which
+//!   it enforces with stream resets, also unseen by the layer.
+//!
+//! Raise those builder limits to let more requests through to the layer (which then answers,
+//! say, 400 with an envelope from your own checks); lower them to shed abuse earlier. Every
+//! request that hyper parses, and every response the service gives, goes through the layer.
 //!
 //! ```
 //! # #[cfg(feature = "axum")] {

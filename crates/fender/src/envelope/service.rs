@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use super::future::{RequestLine, ResponseFuture};
 use super::layer::Config;
+use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID, resolve_request_id};
 use crate::{ApiError, BoxError};
 
@@ -22,8 +23,8 @@ use crate::{ApiError, BoxError};
 ///
 /// # Clone
 ///
-/// Clones copy the layer's settings (two numbers and, if set, an `Arc` of the `map_error`
-/// function, which they share); they hold no per-request state.
+/// Clones copy the layer's settings (two sizes, a timeout and, if set, an `Arc` of the
+/// `map_error` function, which they share); they hold no per-request state.
 #[derive(Debug)]
 pub struct ErrorEnvelope<S> {
     inner: CatchPanic<S, PanicToEnvelope>,
@@ -115,7 +116,12 @@ where
             return ResponseFuture::failed(err, id, self.config.clone(), line);
         }
         req.extensions_mut().insert(id.clone());
-        ResponseFuture::new(self.inner.call(req), id, self.config.clone(), line)
+        let future = {
+            // A service may answer in `call` already: it too leaves errors to this layer.
+            let _edge = EdgeRenders::enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(future, id, self.config.clone(), line)
     }
 }
 
@@ -125,22 +131,38 @@ pub(crate) struct DisplayChain<'a>(pub(crate) &'a (dyn StdError + 'static));
 impl fmt::Display for DisplayChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
+        for e in crate::classify::chain(self.0).skip(1) {
             write!(f, ": {e}")?;
-            source = e.source();
         }
         Ok(())
     }
 }
 
-/// The panic of a handler, as the source of the 500 it becomes (logged, never sent).
+/// A panic caught in code of the inner service (its handler, or an error body the layer
+/// reads), as the source of the 500 it becomes: logged, never sent.
 #[derive(Debug)]
-pub(crate) struct Panicked(String);
+pub(crate) struct Panicked {
+    what: &'static str,
+    message: String,
+}
+
+impl Panicked {
+    /// The panic of `what` ("handler", "the error body") with the payload `panic` carried.
+    pub(crate) fn new(what: &'static str, panic: &(dyn Any + Send)) -> Self {
+        let message = if let Some(s) = panic.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        Panicked { what, message }
+    }
+}
 
 impl fmt::Display for Panicked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "handler panicked: {}", self.0)
+        write!(f, "{} panicked: {}", self.what, self.message)
     }
 }
 
@@ -155,15 +177,8 @@ impl ResponseForPanic for PanicToEnvelope {
     type ResponseBody = Full<Bytes>;
 
     fn response_for_panic(&mut self, err: Box<dyn Any + Send + 'static>) -> Response<Full<Bytes>> {
-        let message = if let Some(s) = err.downcast_ref::<&str>() {
-            (*s).to_owned()
-        } else if let Some(s) = err.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic with a non-string payload".to_owned()
-        };
-        // The body is rendered again at the edge, with the request's id; keep this one empty.
-        let api = ApiError::internal().with_source(Panicked(message));
+        // The body is rendered at the edge, with the request's id; keep this one empty.
+        let api = ApiError::internal().with_source(Panicked::new("handler", &*err));
         let mut res = Response::new(Full::new(Bytes::new()));
         *res.status_mut() = api.status();
         res.extensions_mut().insert(api);

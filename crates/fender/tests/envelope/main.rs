@@ -1,8 +1,9 @@
-//! The envelope layers over real sockets: an axum server behind `ErrorEnvelopeLayer` on
-//! 127.0.0.1:0, and hyper-util clients with and without `DecodeEnvelopeLayer`.
+//! The envelope layers over real sockets: axum and tower services behind `ErrorEnvelopeLayer`
+//! on testkit servers, and hyper-util clients with and without `DecodeEnvelopeLayer`.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod classify;
 mod client;
 mod server;

@@ -13,6 +13,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::support::{self, get as get_req};
 
+mod hostile;
+
 fn decoding_client()
 -> impl Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>, Error = ApiError>
 + Clone {
@@ -23,12 +25,12 @@ fn decoding_client()
 
 #[tokio::test]
 async fn every_code_round_trips_from_server_envelope_to_client_error() {
-    let server = support::serve(crate::server::app()).await;
+    let server = crate::server::serve_app().await;
     let client = decoding_client();
     for code in ErrorCode::ALL {
         let err = client
             .clone()
-            .oneshot(get_req(&server.url(&format!("/code/{code}"))))
+            .oneshot(get_req(server.url(&format!("/code/{code}"))))
             .await
             .unwrap_err();
         assert_eq!(err.code(), &code);
@@ -53,7 +55,7 @@ async fn every_code_round_trips_from_server_envelope_to_client_error() {
 
 #[tokio::test]
 async fn request_ids_the_client_sends_come_back_on_the_error() {
-    let server = support::serve(crate::server::app()).await;
+    let server = crate::server::serve_app().await;
     let req = Request::get(server.url("/validation"))
         .header("x-request-id", "checkout-991")
         .body(Full::new(Bytes::new()))
@@ -68,9 +70,9 @@ async fn request_ids_the_client_sends_come_back_on_the_error() {
 
 #[tokio::test]
 async fn successes_pass_through_untouched() {
-    let server = support::serve(crate::server::app()).await;
+    let server = crate::server::serve_app().await;
     let res = decoding_client()
-        .oneshot(get_req(&server.url("/ok")))
+        .oneshot(get_req(server.url("/ok")))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -93,10 +95,7 @@ async fn raw_error(reply: Reply) -> ApiError {
     let client = ServiceBuilder::new()
         .layer(DecodeEnvelopeLayer::new().body_timeout(Duration::from_millis(200)))
         .service(support::client());
-    client
-        .oneshot(get_req(&server.url("/").to_string()))
-        .await
-        .unwrap_err()
+    client.oneshot(get_req(server.url("/"))).await.unwrap_err()
 }
 
 const NGINX_502: &[u8] = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
@@ -236,7 +235,7 @@ async fn a_client_timeout_is_a_retryable_timeout_error() {
         .timeout(Duration::from_millis(100))
         .service(support::client());
     let err = client
-        .oneshot(get_req(&server.url("/slow").to_string()))
+        .oneshot(get_req(server.url("/slow")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), &ErrorCode::Timeout);
@@ -247,24 +246,38 @@ async fn a_client_timeout_is_a_retryable_timeout_error() {
 
 #[tokio::test]
 async fn decode_error_and_error_for_status_work_without_a_layer() {
-    let server = support::serve(crate::server::app()).await;
+    let server = crate::server::serve_app().await;
     let client = support::client();
     let res = client
-        .request(get_req(&server.url("/code/CONFLICT")))
+        .request(get_req(server.url("/code/CONFLICT")))
         .await
         .unwrap();
     let err = decode_error(res).await;
     assert_eq!(err.code(), &ErrorCode::Conflict);
     assert!(err.request_id().is_some());
 
-    let ok = client.request(get_req(&server.url("/ok"))).await.unwrap();
+    let ok = client.request(get_req(server.url("/ok"))).await.unwrap();
     assert!(error_for_status(ok).await.is_ok());
     let bad = client
-        .request(get_req(&server.url("/nowhere")))
+        .request(get_req(server.url("/nowhere")))
         .await
         .unwrap();
     assert_eq!(
         error_for_status(bad).await.unwrap_err().code(),
         &ErrorCode::NotFound
     );
+}
+
+#[tokio::test]
+async fn decoded_5xx_envelopes_keep_what_the_server_sent() {
+    let err = raw_error(raw(
+        503,
+        "application/json",
+        r#"{"error":{"code":"SERVICE_UNAVAILABLE","message":"replica db-3 lags","details":{"replica":"db-3"},"request_id":"env-5","timestamp":"2026-11-25T08:27:32.123Z"}}"#,
+    ))
+    .await;
+    assert_eq!(err.code(), &ErrorCode::ServiceUnavailable);
+    assert_eq!(err.message(), "replica db-3 lags");
+    assert_eq!(err.details()["replica"], "db-3");
+    assert_eq!(err.timestamp(), Some("2026-11-25T08:27:32.123Z"));
 }
