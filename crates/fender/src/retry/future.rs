@@ -333,14 +333,8 @@ fn server_delay<T>(
         Ok(res) if asks(res.status()) => crate::retry_after::from_headers(res.headers(), now()),
         Ok(_) => None,
         Err(err) => {
-            let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&**err);
-            while let Some(e) = current {
-                if let Some(api) = e.downcast_ref::<crate::ApiError>() {
-                    return api.retry_after().filter(|_| asks(api.status()));
-                }
-                current = e.source();
-            }
-            None
+            let api = crate::classify::find_api_error(&**err)?;
+            api.retry_after().filter(|_| asks(api.status()))
         }
     }
 }
