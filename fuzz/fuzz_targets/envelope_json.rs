@@ -26,6 +26,11 @@ fuzz_target!(|data: &[u8]| {
 
     let json = serde_json::to_vec(&envelope).expect("an envelope serializes");
     let back: Envelope = serde_json::from_slice(&json).expect("a serialized envelope parses");
+    // KNOWN FAILURE as of bce411a: serde_json's default float parsing is not exact, so a
+    // float in `details` can come back one ULP off after an encode and a decode (the integer
+    // -118446744073709551616 reads as -1.1844674407370955e+20, which reads back as
+    // ...957e+20). serde_json's `float_roundtrip` feature makes it exact. Input:
+    // fuzz/regressions/envelope_json/float-detail-changes-on-reencode.json.
     assert_eq!(back, envelope, "{}", String::from_utf8_lossy(&json));
 
     let e = &envelope.error;
