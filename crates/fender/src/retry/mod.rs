@@ -163,6 +163,7 @@
 //!     .service(http_client)
 //! ```
 
+mod attempt;
 mod backoff;
 mod body;
 mod budget;

@@ -1,0 +1,317 @@
+//! What one request keeps between its attempts, and the decision after each one: retry, wait
+//! for the budget, or stop.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::time::Instant;
+
+use super::body::{ReplayBody, Source};
+use super::policy::Config;
+use crate::BoxError;
+use crate::classify::{Class, Classify, Outcome};
+
+/// What a later attempt needs: the service, the request to send again, the settings.
+pub(crate) struct Ctx<S, B, C> {
+    pub(super) service: S,
+    /// The head and body source to build each retry from; `None` when the request cannot be
+    /// retried (it is only waiting for its first admission).
+    pub(super) replay: Option<(Template, Source<B>)>,
+    /// The first request, while it waits to be admitted.
+    first: Option<Request<ReplayBody<B>>>,
+    idempotent: bool,
+    pub(super) config: Arc<Config<C>>,
+    /// When the request's deadline passes, if it has one.
+    deadline: Option<Instant>,
+    pub(super) history: Option<Box<History>>,
+    /// The budget refused a retry once and the request waits to ask again.
+    deferred: bool,
+}
+
+/// What only a request that is being retried needs.
+pub(super) struct History {
+    pub(super) delays: Vec<Duration>,
+    previous: Duration,
+    rng: SmallRng,
+}
+
+/// The head of the request, kept to build each retry.
+pub(crate) struct Template {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    extensions: Extensions,
+}
+
+impl Template {
+    pub(crate) fn new(parts: &http::request::Parts) -> Self {
+        Template {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            extensions: parts.extensions.clone(),
+        }
+    }
+
+    fn request<B>(&self, body: B) -> Request<B> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        *req.extensions_mut() = self.extensions.clone();
+        req
+    }
+}
+
+impl<S, B, C> Ctx<S, B, C> {
+    pub(crate) fn new(
+        service: S,
+        replay: Option<(Template, Source<B>)>,
+        first: Option<Request<ReplayBody<B>>>,
+        idempotent: bool,
+        config: Arc<Config<C>>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        Ctx {
+            service,
+            replay,
+            first,
+            idempotent,
+            config,
+            deadline,
+            history: None,
+            deferred: false,
+        }
+    }
+
+    /// The time left before the deadline, when there is one.
+    pub(super) fn remaining(&self) -> Option<Duration> {
+        Some(self.deadline?.saturating_duration_since(Instant::now()))
+    }
+
+    /// The next request to send, attempt number `attempt`: the waiting first one, or a replay,
+    /// with its attempt number and the time left before its deadline in its headers.
+    pub(super) fn next_request(&mut self, attempt: u32) -> Request<ReplayBody<B>> {
+        let mut req = match self.first.take() {
+            Some(first) => first,
+            None => {
+                let (template, source) = self
+                    .replay
+                    .as_ref()
+                    .expect("only a replayable request is sent again");
+                template.request(source.body())
+            }
+        };
+        super::deadline::stamp(req.headers_mut(), attempt, self.remaining());
+        req
+    }
+}
+
+impl<S, B, C: Classify> Ctx<S, B, C> {
+    /// After attempt number `attempt` ended as `class` (with the server asking for `asked`):
+    /// the delay before the next attempt, or `None` to return the attempt's result.
+    pub(super) fn decide(
+        &mut self,
+        class: Class,
+        asked: Option<Duration>,
+        attempt: u32,
+        gate: GateView,
+    ) -> Option<Next> {
+        let config = &*self.config;
+        if !class.is_retryable() {
+            return None;
+        }
+        let (template, source) = self.replay.as_ref()?;
+        let method = &template.method;
+        let uri = Redacted(&template.uri);
+        if attempt >= config.max_attempts {
+            tracing::debug!(%method, %uri, attempts = attempt, reason = %class, "not retrying: attempts exhausted");
+            return None;
+        }
+        if !self.idempotent && !class.never_reached_upstream() {
+            tracing::debug!(%method, %uri, reason = %class, "not retrying: the request is not idempotent");
+            return None;
+        }
+        if !source.is_replayable() {
+            tracing::debug!(%method, %uri, reason = %class, "not retrying: the request body exceeded the replay cap");
+            return None;
+        }
+        if let Some(asked) = asked
+            && asked > config.retry_after_cap
+        {
+            tracing::debug!(%method, %uri, retry_after = ?asked, cap = ?config.retry_after_cap, "not retrying: Retry-After exceeds the cap");
+            return None;
+        }
+        // A server's Retry-After lengthens the contract's backoff, never shortens it.
+        let history = self.history.get_or_insert_with(|| History::new(config));
+        let backoff = config
+            .backoff
+            .delay(attempt, history.previous, &mut history.rng);
+        let delay = asked.map_or(backoff, |asked| asked.max(backoff));
+        if let Some(remaining) = self.remaining() {
+            let fits = match config.attempt_timeout {
+                Some(timeout) => delay.saturating_add(timeout) <= remaining,
+                None => delay < remaining,
+            };
+            if !fits {
+                tracing::debug!(%method, %uri, ?delay, ?remaining, "not retrying: the next attempt would not finish before the deadline");
+                return None;
+            }
+        }
+        if let Some(budget) = &config.budget
+            && !gate.healthy
+            && !budget.withdraw()
+        {
+            if !gate.defers || self.deferred {
+                tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+                return None;
+            }
+            // A herd's retries must spread before the budget can allow them: wait one more
+            // backoff period, then ask again (the host may look healthy by then).
+            let history = self.history.get_or_insert_with(|| History::new(config));
+            let extra = config.backoff.delay(attempt + 1, delay, &mut history.rng);
+            let wait = delay.saturating_add(extra);
+            if let Some(remaining) = self.remaining()
+                && wait.saturating_add(config.attempt_timeout.unwrap_or_default()) >= remaining
+            {
+                tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+                return None;
+            }
+            tracing::debug!(%method, %uri, reason = %class, ?wait, "the retry budget is exhausted: asking again later");
+            self.deferred = true;
+            return Some(Next::Defer(wait));
+        }
+        self.announce(class, delay, attempt);
+        Some(Next::Retry(delay))
+    }
+
+    /// Logs a retry about to happen, runs the callback and keeps its delay.
+    pub(super) fn announce(&mut self, class: Class, delay: Duration, attempt: u32) {
+        let config = &*self.config;
+        let Some((template, _)) = self.replay.as_ref() else {
+            return;
+        };
+        let method = &template.method;
+        let uri = Redacted(&template.uri);
+        let next = attempt + 1;
+        tracing::info!(
+            attempt = next,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            reason = %class,
+            %method,
+            %uri,
+            "retrying request"
+        );
+        if let Some(callback) = &config.on_retry {
+            callback.on_retry(next, delay, class);
+        }
+        let history = self.history.get_or_insert_with(|| History::new(config));
+        history.previous = delay;
+        history.delays.push(delay);
+    }
+
+    /// After a deferral: whether the budget (or the host's health) now allows the retry.
+    pub(super) fn budget_allows(&self, healthy: bool) -> bool {
+        healthy || self.config.budget.as_ref().is_none_or(|b| b.withdraw())
+    }
+}
+
+/// What the retry loop does next.
+pub(super) enum Next {
+    /// Retry after this delay.
+    Retry(Duration),
+    /// The budget said no: wait this long, then ask it again.
+    Defer(Duration),
+}
+
+/// What the gate tells a retry decision.
+#[derive(Clone, Copy)]
+pub(super) struct GateView {
+    /// The host looks healthy now: a retry needs no budget.
+    pub(super) healthy: bool,
+    /// A retry the budget refuses may wait and ask again.
+    pub(super) defers: bool,
+}
+
+impl History {
+    fn new<C>(config: &Config<C>) -> Box<Self> {
+        let rng = match config.seed {
+            Some(seed) => SmallRng::seed_from_u64(
+                seed.wrapping_add(config.sequence.fetch_add(1, Ordering::Relaxed)),
+            ),
+            None => SmallRng::from_rng(&mut rand::rng()),
+        };
+        Box::new(History {
+            delays: Vec::new(),
+            previous: Duration::ZERO,
+            rng,
+        })
+    }
+}
+
+/// The delay a 429 or 503 asks for with `Retry-After`, from the response or a decoded
+/// [`ApiError`](crate::ApiError) in the error's source chain.
+pub(super) fn server_delay<T>(
+    result: &Result<Response<T>, BoxError>,
+    now: fn() -> std::time::SystemTime,
+) -> Option<Duration> {
+    let asks = |status: StatusCode| {
+        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+    };
+    match result {
+        Ok(res) if asks(res.status()) => crate::retry_after::from_headers(res.headers(), now()),
+        Ok(_) => None,
+        Err(err) => {
+            let api = crate::classify::find_api_error(&**err)?;
+            api.retry_after().filter(|_| asks(api.status()))
+        }
+    }
+}
+
+/// The class of an attempt's result, by the layer's classifier.
+pub(super) fn classify<C: Classify, T>(
+    classifier: &C,
+    result: &Result<Response<T>, BoxError>,
+) -> Class {
+    match result {
+        Ok(res) => classifier.classify(Outcome::Response {
+            status: res.status(),
+            headers: res.headers(),
+        }),
+        Err(err) => classifier.classify(Outcome::Error(&**err)),
+    }
+}
+
+/// A URI as logs show it: scheme, host, port and path; never userinfo or the query.
+pub(crate) struct Redacted<'a>(pub(crate) &'a Uri);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uri = self.0;
+        if let Some(scheme) = uri.scheme_str() {
+            write!(f, "{scheme}://")?;
+        }
+        if let Some(authority) = uri.authority() {
+            f.write_str(authority.host())?;
+            if let Some(port) = authority.port_u16() {
+                write!(f, ":{port}")?;
+            }
+        }
+        f.write_str(uri.path())
+    }
+}
+
+/// `now + d`, saturating at a far future instead of overflowing.
+pub(crate) fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
