@@ -58,7 +58,7 @@ fuzz_target!(|input: Input| {
         api.code()
     );
     if let Some(id) = api.request_id() {
-        // KNOWN FAILURE as of bce411a: a request id taken from the body's envelope is kept as
+        // Regression (it failed at bce411a, fixed since): a request id taken from the body's envelope is kept as
         // it is, whatever it holds (control characters, 10 KB), so the caller gets an id it
         // cannot log or send on as `x-request-id`. Only the header's id is validated. Input:
         // fuzz/regressions/decode_error/envelope-request-id-not-a-header-value.

@@ -143,7 +143,7 @@ fuzz_target!(|input: Input| {
         let response = match tokio::time::timeout(HANG_LIMIT, service.oneshot(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(infallible)) => match infallible {},
-            // KNOWN FAILURE as of bce411a: the layer reads a JSON (or plain-text 4xx) error
+            // Regression (it failed at bce411a, fixed since): the layer reads a JSON (or plain-text 4xx) error
             // body with no deadline, so a body that stalls holds the response back forever.
             // Input, a 465 text/plain body that stalls at once:
             // fuzz/regressions/server_rewrite/stalled-error-body.
@@ -203,7 +203,7 @@ fuzz_target!(|input: Input| {
             fields.request_id, id,
             "the envelope's request_id is the header's"
         );
-        // KNOWN FAILURE as of bce411a: an inner JSON envelope's `timestamp` is kept as it is,
+        // Regression (it failed at bce411a, fixed since): an inner JSON envelope's `timestamp` is kept as it is,
         // so the edge can send one that is not RFC 3339 UTC with milliseconds. Input, a 422
         // envelope with timestamp "r": fuzz/regressions/server_rewrite/inner-envelope-timestamp-kept.
         assert!(
@@ -228,7 +228,7 @@ fuzz_target!(|input: Input| {
                 &mut fields_out,
             );
             for field in &fields_out {
-                // KNOWN FAILURE as of bce411a: a 5xx whose inner body is already a JSON
+                // Regression (it failed at bce411a, fixed since): a 5xx whose inner body is already a JSON
                 // envelope keeps that envelope's code, message and details, so an upstream's
                 // internal text reaches the client. Input, a 500 envelope with a 17-byte
                 // message: fuzz/regressions/server_rewrite/inner-5xx-envelope-message-echoed.

@@ -66,10 +66,18 @@ impl ApiError {
     pub fn to_envelope(&self) -> Envelope {
         let inner = &self.inner;
         let speaks_freely = inner.status.is_client_error();
+        // A code of the contract is public; any other string a 5xx carries (an inner
+        // service's own code) is internal text and gives way to the status's nearest code.
+        let code = match &inner.code {
+            crate::ErrorCode::Other(_) if !speaks_freely => {
+                crate::ErrorCode::from_status(inner.status)
+            }
+            code => code.clone(),
+        };
         let message = if speaks_freely || inner.public_message {
             inner.message.to_string()
         } else {
-            inner.code.generic_message().to_owned()
+            code.generic_message().to_owned()
         };
         let details = if speaks_freely {
             inner.details.clone()
@@ -82,7 +90,7 @@ impl ApiError {
         };
         Envelope {
             error: EnvelopeError {
-                code: inner.code.clone(),
+                code,
                 message,
                 details,
                 request_id: Some(inner.request_id.clone().unwrap_or_default()),
@@ -264,5 +272,24 @@ mod tests {
             .into_http_response();
         let sent = res.extensions().get::<ApiError>().unwrap().timestamp();
         assert!(sent.unwrap().parse::<jiff::Timestamp>().is_ok(), "{sent:?}");
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use crate::{ApiError, ErrorCode};
+    use http::StatusCode;
+
+    #[test]
+    fn a_5xx_never_sends_an_inner_services_own_code() {
+        let err = ApiError::new(ErrorCode::Other("DB_POOL_EXHAUSTED".into()), "pool gone")
+            .with_status(StatusCode::BAD_GATEWAY);
+        let envelope = err.to_envelope();
+        assert_eq!(envelope.error.code, ErrorCode::BadGateway);
+        assert_eq!(envelope.error.message, ErrorCode::BadGateway.generic_message());
+        // A 4xx's own code is the caller's to read.
+        let err = ApiError::new(ErrorCode::Other("QUOTA".into()), "over quota")
+            .with_status(StatusCode::FORBIDDEN);
+        assert_eq!(err.to_envelope().error.code, ErrorCode::Other("QUOTA".into()));
     }
 }
