@@ -12,6 +12,8 @@ use fender::BoxError;
 use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceExt};
 
+pub(crate) const SEQ: Ordering = Ordering::SeqCst;
+
 /// What the upstream should do with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reply {
@@ -126,4 +128,45 @@ where
 pub(crate) fn open_of(err: &BoxError) -> fender::circuit_breaker::CircuitOpen {
     *err.downcast_ref::<fender::circuit_breaker::CircuitOpen>()
         .unwrap_or_else(|| panic!("expected CircuitOpen, got {err}"))
+}
+
+pub(crate) fn ok() -> Reply {
+    Reply::Status(200)
+}
+
+pub(crate) fn down() -> Reply {
+    Reply::Status(503)
+}
+
+/// Starts a call (admission happens here) and returns its future unpolled.
+pub(crate) async fn start<S>(svc: &S, reply: Reply) -> S::Future
+where
+    S: Service<Request<Reply>, Error = BoxError> + Clone,
+{
+    let mut svc = svc.clone();
+    svc.ready().await.unwrap();
+    svc.call(req(reply))
+}
+
+/// Trips a default breaker with five 503s.
+pub(crate) async fn trip<S>(svc: &S)
+where
+    S: Service<Request<Reply>, Response = Response<()>, Error = BoxError> + Clone,
+{
+    for _ in 0..5 {
+        let res = send(svc, down()).await.unwrap();
+        assert_eq!(res.status(), 503);
+    }
+}
+
+/// Trips, waits and closes a default breaker, leaving it at the start of its ramp.
+pub(crate) async fn close_into_ramp<S>(svc: &S)
+where
+    S: Service<Request<Reply>, Response = Response<()>, Error = BoxError> + Clone,
+{
+    trip(svc).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+    for _ in 0..3 {
+        send(svc, ok()).await.unwrap();
+    }
 }

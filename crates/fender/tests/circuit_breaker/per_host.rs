@@ -1,0 +1,90 @@
+//! One breaker per host or per key, in a bounded map.
+
+use std::time::Duration;
+
+use fender::circuit_breaker::{CircuitBreakerLayer, Reason, State};
+use http::Request;
+use tokio::time::advance;
+use tower::{Layer, ServiceExt};
+
+use crate::support::*;
+
+#[tokio::test(start_paused = true)]
+async fn per_host_breakers_are_isolated() {
+    let layer = CircuitBreakerLayer::new().per_host();
+    let handle = layer.handle();
+    let echo = Echo::default();
+    let svc = layer.layer(echo.clone());
+    for _ in 0..5 {
+        svc.clone()
+            .oneshot(host_req("bad.example", down()))
+            .await
+            .unwrap();
+    }
+    let err = svc
+        .clone()
+        .oneshot(host_req("bad.example", ok()))
+        .await
+        .unwrap_err();
+    assert_eq!(open_of(&err).reason(), Reason::Open);
+    for _ in 0..20 {
+        let res = svc
+            .clone()
+            .oneshot(host_req("good.example:8080", ok()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let bad = handle.get(&"bad.example".to_owned()).unwrap();
+    let good = handle.get(&"good.example:8080".to_owned()).unwrap();
+    assert_eq!(bad.state(), State::Open);
+    assert_eq!(good.state(), State::Closed);
+    assert_eq!(good.counters().successes, 20);
+    assert_eq!(handle.len(), 2);
+    assert_eq!(echo.calls(), 25);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_number_of_keys_is_bounded_and_open_circuits_are_kept_longest() {
+    let layer = CircuitBreakerLayer::new().per_host().max_keys(3);
+    let handle = layer.handle();
+    let svc = layer.layer(Echo::default());
+    let call = |host: String, reply| svc.clone().oneshot(host_req(&host, reply));
+    for _ in 0..5 {
+        call("h1".into(), down()).await.unwrap();
+    }
+    advance(Duration::from_millis(10)).await;
+    call("h2".into(), ok()).await.unwrap();
+    advance(Duration::from_millis(10)).await;
+    call("h3".into(), ok()).await.unwrap();
+    advance(Duration::from_millis(10)).await;
+    call("h4".into(), ok()).await.unwrap();
+    let mut keys = handle.keys();
+    keys.sort();
+    assert_eq!(keys, ["h1", "h3", "h4"]);
+    // A flood of hostile hosts never grows the map, and the open circuit of h1 survives it.
+    for i in 0..1_000 {
+        advance(Duration::from_millis(1)).await;
+        call(format!("attacker-{i}.example"), ok()).await.unwrap();
+        assert!(handle.len() <= 3);
+    }
+    assert_eq!(handle.get(&"h1".to_owned()).unwrap().state(), State::Open);
+    let err = call("h1".into(), ok()).await.unwrap_err();
+    assert_eq!(open_of(&err).reason(), Reason::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_function_picks_the_breaker() {
+    let layer = CircuitBreakerLayer::new()
+        .consecutive_failures(1)
+        .key_fn(|req: &Request<Reply>| matches!(req.body(), Reply::Reset));
+    let handle = layer.handle();
+    let svc = layer.layer(Echo::default());
+    send(&svc, Reply::Reset).await.unwrap_err();
+    assert_eq!(handle.get(&true).unwrap().state(), State::Open);
+    send(&svc, down()).await.unwrap();
+    assert_eq!(handle.get(&false).unwrap().state(), State::Open);
+    handle.reset_all();
+    assert_eq!(handle.get(&true).unwrap().state(), State::Closed);
+    assert_eq!(handle.counters().failures, 2);
+}
