@@ -79,24 +79,7 @@ async fn every_clone_shares_the_breaker_and_the_callback_sees_every_transition()
 
 #[tokio::test(start_paused = true)]
 async fn every_transition_emits_a_tracing_event() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
     let layer = CircuitBreakerLayer::new().no_ramp();
     let svc = layer.layer(Echo::default());
@@ -105,7 +88,7 @@ async fn every_transition_emits_a_tracing_event() {
     for _ in 0..3 {
         send(&svc, ok()).await.unwrap();
     }
-    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let log = logs.text();
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("circuit breaker state change"))
@@ -117,4 +100,22 @@ async fn every_transition_emits_a_tracing_event() {
     );
     assert!(lines[1].contains("from=\"open\"") && lines[1].contains("to=\"half-open\""));
     assert!(lines[2].contains("to=\"closed\""), "{log}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_taken_before_the_setters_sees_the_services_breaker() {
+    let layer = CircuitBreakerLayer::new();
+    let handle = layer.handle();
+    let layer = layer
+        .open_duration(Duration::from_secs(5))
+        .consecutive_failures(2)
+        .no_ramp();
+    let svc = layer.layer(Echo::default());
+    send(&svc, down()).await.unwrap();
+    send(&svc, down()).await.unwrap();
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.counters().failures, 2);
+    advance(Duration::from_secs(5)).await;
+    send(&svc, ok()).await.unwrap();
+    assert_eq!(handle.state(), State::HalfOpen);
 }

@@ -21,6 +21,7 @@ mod half_open;
 mod handle;
 mod hostile;
 mod model;
+mod noise;
 mod per_host;
 mod ramp;
 mod readiness;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fender::circuit_breaker::{CircuitBreakerLayer, Reason, State};
+use fender::circuit_breaker::{CircuitBreakerLayer, HostKey, Reason, State};
 use http::Request;
 use tokio::time::advance;
 use tower::{Layer, ServiceExt};
@@ -35,8 +35,12 @@ async fn per_host_breakers_are_isolated() {
             .unwrap();
         assert_eq!(res.status(), 200);
     }
-    let bad = handle.get(&"bad.example".to_owned()).unwrap();
-    let good = handle.get(&"good.example:8080".to_owned()).unwrap();
+    let bad = handle
+        .get(&HostKey::new("http", "bad.example", None))
+        .unwrap();
+    let good = handle
+        .get(&HostKey::new("http", "good.example", Some(8080)))
+        .unwrap();
     assert_eq!(bad.state(), State::Open);
     assert_eq!(good.state(), State::Closed);
     assert_eq!(good.counters().successes, 20);
@@ -59,7 +63,7 @@ async fn the_number_of_keys_is_bounded_and_open_circuits_are_kept_longest() {
     call("h3".into(), ok()).await.unwrap();
     advance(Duration::from_millis(10)).await;
     call("h4".into(), ok()).await.unwrap();
-    let mut keys = handle.keys();
+    let mut keys: Vec<String> = handle.keys().iter().map(|k| k.host().to_owned()).collect();
     keys.sort();
     assert_eq!(keys, ["h1", "h3", "h4"]);
     // A flood of hostile hosts never grows the map, and the open circuit of h1 survives it.
@@ -68,7 +72,13 @@ async fn the_number_of_keys_is_bounded_and_open_circuits_are_kept_longest() {
         call(format!("attacker-{i}.example"), ok()).await.unwrap();
         assert!(handle.len() <= 3);
     }
-    assert_eq!(handle.get(&"h1".to_owned()).unwrap().state(), State::Open);
+    assert_eq!(
+        handle
+            .get(&HostKey::new("http", "h1", None))
+            .unwrap()
+            .state(),
+        State::Open
+    );
     let err = call("h1".into(), ok()).await.unwrap_err();
     assert_eq!(open_of(&err).reason(), Reason::Open);
 }

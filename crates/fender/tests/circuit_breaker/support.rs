@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub(crate) enum Reply {
     Slow(u64, u16),
     /// Never answers.
     Hang,
+    /// Panics inside the upstream's `call`, before any future exists.
+    PanicInCall,
 }
 
 pub(crate) fn req(reply: Reply) -> Request<Reply> {
@@ -60,6 +62,9 @@ impl Service<Request<Reply>> for Echo {
     fn call(&mut self, req: Request<Reply>) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let reply = *req.body();
+        if reply == Reply::PanicInCall {
+            panic!("the upstream panicked in call");
+        }
         Box::pin(async move {
             match reply {
                 Reply::Status(s) => Ok(status(s)),
@@ -70,7 +75,7 @@ impl Service<Request<Reply>> for Echo {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     Ok(status(s))
                 }
-                Reply::Hang => std::future::pending().await,
+                Reply::Hang | Reply::PanicInCall => std::future::pending().await,
             }
         })
     }
@@ -168,5 +173,37 @@ where
     tokio::time::advance(Duration::from_secs(30)).await;
     for _ in 0..3 {
         send(svc, ok()).await.unwrap();
+    }
+}
+
+/// Log lines written while a capture is installed on the current thread.
+#[derive(Clone, Default)]
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures every tracing event of the current thread until the guard is dropped.
+    pub(crate) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }

@@ -219,6 +219,9 @@ fn zero_consecutive_failures_is_rejected_where_it_is_set() {
 
 #[test]
 #[should_panic(expected = "can never be reached")]
-fn a_minimum_above_the_window_is_rejected() {
-    let _ = FailureRate::count(10).min_calls(11);
+fn a_minimum_above_the_window_is_rejected_when_the_layer_makes_its_breaker() {
+    // The window is set first here, but the order of the settings never matters: the check is
+    // made once the configuration is final.
+    let layer = CircuitBreakerLayer::new().failure_rate(FailureRate::count(10).min_calls(11));
+    let _ = layer.layer(Echo::default());
 }
