@@ -2,7 +2,7 @@
 //! composed client stacks are built on:
 //!
 //! - [`BreakerSet::breaker`]`(key) -> Breaker`: the breaker of one key (per host, or any key),
-//!   made on first use; at most `max_keys` are kept (see `keyed_map.rs`).
+//!   made on first use; at most `max_keys` are kept, evicted in O(1) (see `keyed_map.rs`).
 //! - [`Breaker::acquire`]`() -> Result<Permit, CircuitOpen>`: admits or refuses one call now,
 //!   counting a refusal.
 //! - [`Permit::record`]`(self, failure)`: the call's outcome (a call slower than the
@@ -162,8 +162,10 @@ impl<K: fmt::Debug> fmt::Debug for BreakerSet<K> {
     }
 }
 
-/// How many least recently used breakers a new key looks at for a closed one to evict.
-const EVICTION_TRIES: usize = 8;
+/// Breakers eviction keeps as long as there are others: every circuit that is not closed.
+fn tripped(breaker: &Breaker) -> bool {
+    breaker.machine().state() != State::Closed
+}
 
 impl<K> BreakerSet<K>
 where
@@ -181,16 +183,16 @@ where
         &self.config
     }
 
-    /// The breaker of `key`, made if there is none. At the limit, a new key evicts one of the
-    /// least recently used breakers whose circuit is closed; tripped ones are passed over (and
-    /// count as used), so the open circuits of bad hosts are kept longest.
+    /// The breaker of `key`, made if there is none. At the limit, a new key evicts the least
+    /// recently used breaker whose circuit is closed (or, if every circuit is tripped, the least
+    /// recently used one), so the open circuits of bad hosts are kept longest. O(1), amortized.
     pub(crate) fn breaker(&self, key: K) -> Breaker {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(breaker) = entries.get(&key) {
+        if let Some(breaker) = entries.get(&key, tripped) {
             return breaker.clone();
         }
         if entries.len() >= self.config.max_keys {
-            entries.evict(EVICTION_TRIES, |b| b.machine().state() != State::Closed);
+            entries.evict(tripped);
         }
         let label: Arc<str> = Arc::from(format!("{key:?}"));
         let breaker = Breaker::new(self.config.clone(), Some(label));

@@ -1,24 +1,38 @@
-//! [`KeyedMap`]: a hash map that keeps its entries in least-recently-used order, so that
-//! finding, touching, inserting and evicting are all O(1).
+//! [`KeyedMap`]: a hash map that keeps its entries in least-recently-used order, in two lists
+//! (entries the caller may evict, and entries it wants kept, such as tripped circuits), so that
+//! finding, touching, inserting and evicting cost O(1), amortized.
 //!
-//! The order is a doubly linked list threaded through a slab of nodes by index (no unsafe, no
-//! allocation per touch). Eviction looks at a bounded number of the least recently used
-//! entries for one the caller is willing to lose; entries it keeps are moved to the front, as
-//! if used, so a flood of new keys walks past them instead of scanning the whole map.
+//! The lists are doubly linked through a slab of nodes by index (no unsafe, no allocation per
+//! touch). An entry's list is decided when it is used, and checked again when eviction reaches
+//! it: an entry found to be one to keep moves to the other list instead of being evicted. Each
+//! such move pays for one change of the entry's class since it was last looked at, so a flood
+//! of new keys costs a constant amount of work per key on average, however large the map.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 const NIL: usize = usize::MAX;
 
+/// The list of entries eviction takes first.
+const EVICTABLE: usize = 0;
+/// The list of entries kept as long as there is anything else to evict.
+const KEPT: usize = 1;
+
 #[derive(Debug)]
 struct Node<K, V> {
     key: K,
     value: V,
-    /// Towards the most recently used end.
+    list: usize,
+    /// Towards the most recently used end of its list.
     newer: usize,
-    /// Towards the least recently used end.
+    /// Towards the least recently used end of its list.
     older: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    newest: usize,
+    oldest: usize,
 }
 
 /// A map in least-recently-used order; see the module docs.
@@ -27,27 +41,10 @@ pub(crate) struct KeyedMap<K, V> {
     index: HashMap<K, usize>,
     nodes: Vec<Option<Node<K, V>>>,
     free: Vec<usize>,
-    /// The most recently used entry.
-    newest: usize,
-    /// The least recently used entry.
-    oldest: usize,
+    lists: [Ends; 2],
 }
 
-impl<K: Hash + Eq + Clone, V> KeyedMap<K, V> {
-    pub(crate) fn new() -> Self {
-        KeyedMap {
-            index: HashMap::new(),
-            nodes: Vec::new(),
-            free: Vec::new(),
-            newest: NIL,
-            oldest: NIL,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.index.len()
-    }
-
+impl<K, V> KeyedMap<K, V> {
     fn node(&self, i: usize) -> &Node<K, V> {
         self.nodes[i].as_ref().expect("a linked node")
     }
@@ -57,45 +54,86 @@ impl<K: Hash + Eq + Clone, V> KeyedMap<K, V> {
     }
 
     fn unlink(&mut self, i: usize) {
-        let (newer, older) = {
+        let (list, newer, older) = {
             let n = self.node(i);
-            (n.newer, n.older)
+            (n.list, n.newer, n.older)
         };
         match newer {
-            NIL => self.newest = older,
+            NIL => self.lists[list].newest = older,
             j => self.node_mut(j).older = older,
         }
         match older {
-            NIL => self.oldest = newer,
+            NIL => self.lists[list].oldest = newer,
             j => self.node_mut(j).newer = newer,
         }
     }
 
-    fn push_newest(&mut self, i: usize) {
-        let old_newest = self.newest;
+    fn push_newest(&mut self, i: usize, list: usize) {
+        let old_newest = self.lists[list].newest;
         {
             let n = self.node_mut(i);
+            n.list = list;
             n.newer = NIL;
             n.older = old_newest;
         }
         match old_newest {
-            NIL => self.oldest = i,
+            NIL => self.lists[list].oldest = i,
             j => self.node_mut(j).newer = i,
         }
-        self.newest = i;
+        self.lists[list].newest = i;
     }
 
-    fn touch(&mut self, i: usize) {
-        if self.newest != i {
+    /// Makes `i` the most recently used entry of `list`.
+    fn touch(&mut self, i: usize, list: usize) {
+        if self.lists[list].newest != i {
             self.unlink(i);
-            self.push_newest(i);
+            self.push_newest(i, list);
         }
     }
 
-    /// The value of `key`, which counts as a use.
-    pub(crate) fn get(&mut self, key: &K) -> Option<&V> {
+    /// The entries: the evictable ones, then the kept ones, each most recently used first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        let mut list = EVICTABLE;
+        let mut i = self.lists[EVICTABLE].newest;
+        std::iter::from_fn(move || {
+            while i == NIL && list == EVICTABLE {
+                list = KEPT;
+                i = self.lists[KEPT].newest;
+            }
+            let node = self.nodes.get(i)?.as_ref()?;
+            i = node.older;
+            Some((&node.key, &node.value))
+        })
+    }
+}
+
+fn list_of(keep: bool) -> usize {
+    if keep { KEPT } else { EVICTABLE }
+}
+
+impl<K: Hash + Eq + Clone, V> KeyedMap<K, V> {
+    pub(crate) fn new() -> Self {
+        let empty = Ends {
+            newest: NIL,
+            oldest: NIL,
+        };
+        KeyedMap {
+            index: HashMap::new(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            lists: [empty; 2],
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The value of `key`, which counts as a use; `keep` says which list it belongs in now.
+    pub(crate) fn get(&mut self, key: &K, keep: impl Fn(&V) -> bool) -> Option<&V> {
         let i = *self.index.get(key)?;
-        self.touch(i);
+        let list = list_of(keep(&self.node(i).value));
+        self.touch(i, list);
         Some(&self.node(i).value)
     }
 
@@ -104,12 +142,13 @@ impl<K: Hash + Eq + Clone, V> KeyedMap<K, V> {
         self.index.get(key).map(|&i| &self.node(i).value)
     }
 
-    /// Inserts `key`, which must not be in the map, as the most recently used entry.
+    /// Inserts `key`, which must not be in the map, as the most recently used evictable entry.
     pub(crate) fn insert(&mut self, key: K, value: V) {
         debug_assert!(!self.index.contains_key(&key));
         let node = Node {
             key: key.clone(),
             value,
+            list: EVICTABLE,
             newer: NIL,
             older: NIL,
         };
@@ -124,21 +163,24 @@ impl<K: Hash + Eq + Clone, V> KeyedMap<K, V> {
             }
         };
         self.index.insert(key, i);
-        self.push_newest(i);
+        self.push_newest(i, EVICTABLE);
     }
 
-    /// Removes one entry among the least recently used: the oldest of the first `tries` for
-    /// which `keep` is false, or, if `keep` holds for all of them, the next oldest. The ones
-    /// kept move to the front. Returns the removed key; `None` only when the map is empty.
-    pub(crate) fn evict(&mut self, tries: usize, keep: impl Fn(&V) -> bool) -> Option<K> {
-        for _ in 0..tries.min(self.len().saturating_sub(1)) {
-            let i = self.oldest;
+    /// Removes the least recently used entry for which `keep` is false, or, if there is none,
+    /// the least recently used entry. Entries found to be kept on the way move to the kept list.
+    /// Returns the removed key; `None` only when the map is empty.
+    pub(crate) fn evict(&mut self, keep: impl Fn(&V) -> bool) -> Option<K> {
+        loop {
+            let i = self.lists[EVICTABLE].oldest;
+            if i == NIL {
+                break;
+            }
             if !keep(&self.node(i).value) {
                 return Some(self.remove_at(i));
             }
-            self.touch(i);
+            self.touch(i, KEPT);
         }
-        match self.oldest {
+        match self.lists[KEPT].oldest {
             NIL => None,
             i => Some(self.remove_at(i)),
         }
@@ -150,18 +192,6 @@ impl<K: Hash + Eq + Clone, V> KeyedMap<K, V> {
         self.index.remove(&node.key);
         self.free.push(i);
         node.key
-    }
-}
-
-impl<K, V> KeyedMap<K, V> {
-    /// The entries, most recently used first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        let mut i = self.newest;
-        std::iter::from_fn(move || {
-            let node = self.nodes.get(i)?.as_ref()?;
-            i = node.older;
-            Some((&node.key, &node.value))
-        })
     }
 }
 
@@ -182,58 +212,60 @@ mod tests {
             map.insert(k, ());
         }
         assert_eq!(keys(&map), [4, 3, 2, 1]);
-        map.get(&2);
+        map.get(&2, |_| false);
         assert_eq!(keys(&map), [2, 4, 3, 1]);
         map.peek(&1);
         assert_eq!(keys(&map), [2, 4, 3, 1]);
-        map.get(&1);
+        map.get(&1, |_| false);
         assert_eq!(keys(&map), [1, 2, 4, 3]);
+        // A use that finds the entry to be kept moves it to the kept list.
+        map.get(&4, |_| true);
+        assert_eq!(keys(&map), [1, 2, 3, 4]);
     }
 
     #[test]
-    fn eviction_prefers_the_oldest_entry_the_caller_does_not_keep() {
+    fn eviction_takes_the_oldest_entry_the_caller_does_not_keep() {
         let mut map = KeyedMap::new();
         for k in 1..=5 {
             map.insert(k, k % 2 == 1); // odd keys are "tripped": kept
         }
-        assert_eq!(map.evict(8, |&tripped| tripped), Some(2));
-        // 1 was passed over and moved to the front.
-        assert_eq!(keys(&map), [1, 5, 4, 3]);
+        assert_eq!(map.evict(|&tripped| tripped), Some(2));
+        // 1 was passed over and moved to the kept list.
+        assert_eq!(keys(&map), [5, 4, 3, 1]);
         map.insert(6, false);
-        assert_eq!(map.evict(8, |&tripped| tripped), Some(4));
-        assert_eq!(map.len(), 4);
+        assert_eq!(map.evict(|&tripped| tripped), Some(4));
+        assert_eq!(map.evict(|&tripped| tripped), Some(6));
+        assert_eq!(keys(&map), [5, 3, 1]);
+        // Only kept entries are left: the least recently used of them goes.
+        assert_eq!(map.evict(|&tripped| tripped), Some(1));
+        assert_eq!(map.len(), 2);
+        let mut empty = KeyedMap::<u32, bool>::new();
+        assert_eq!(empty.evict(|&tripped| tripped), None);
     }
 
     #[test]
-    fn when_everything_is_kept_the_next_oldest_goes() {
+    fn a_flood_of_new_keys_costs_constant_work_per_key_and_keeps_every_kept_entry() {
         let mut map = KeyedMap::new();
-        for k in 1..=5 {
-            map.insert(k, ());
+        for k in 0..100u32 {
+            map.insert(k, true); // tripped
         }
-        assert_eq!(map.evict(2, |_| true), Some(3));
-        assert_eq!(keys(&map), [2, 1, 5, 4]);
-        let mut one = KeyedMap::new();
-        one.insert(7, ());
-        assert_eq!(one.evict(8, |_| true), Some(7));
-        assert_eq!(one.evict(8, |_| true), None);
-    }
-
-    #[test]
-    fn eviction_looks_at_a_bounded_number_of_entries_whatever_the_size() {
-        let mut map = KeyedMap::new();
-        for k in 0..20_000u32 {
-            map.insert(k, k < 19_990); // only the ten newest are closed
-        }
-        let looked = Cell::new(0);
-        let evicted = map.evict(8, |&tripped| {
+        let looked = Cell::new(0u64);
+        let keep = |&tripped: &bool| {
             looked.set(looked.get() + 1);
             tripped
-        });
-        assert_eq!(looked.get(), 8);
-        assert_eq!(evicted, Some(8), "the ninth oldest, after eight kept");
-        assert_eq!(map.len(), 19_999);
+        };
+        for k in 100..1_024 {
+            map.insert(k, false);
+        }
+        for k in 1_024..21_024u32 {
+            map.evict(keep);
+            map.insert(k, false);
+        }
+        assert_eq!(map.len(), 1_024);
+        assert!((0..100).all(|k| map.peek(&k).is_some()));
+        // Each tripped entry is looked at once, then lives in the kept list.
+        assert_eq!(looked.get(), 20_000 + 100);
         // Slots of evicted entries are reused.
-        map.insert(99_999, false);
-        assert_eq!(map.nodes.len(), 20_000);
+        assert_eq!(map.nodes.len(), 1_024);
     }
 }

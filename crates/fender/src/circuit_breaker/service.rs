@@ -23,7 +23,7 @@ use crate::classify::{Classify, ContractClassifier};
 /// taken, or recovering and the ramp does not admit this call (the ramp's draw is made here).
 /// If so it returns `Ready(Ok(()))` at once without polling the inner service, so nothing of
 /// the inner service (a connection, a concurrency permit) is reserved for a call that will fail
-/// fast, and the following `call` returns [`CircuitOpen`] without touching the inner service.
+/// fast, and the following `call` returns [`CircuitOpen`](super::CircuitOpen) without touching the inner service.
 /// Otherwise it forwards to the inner service's `poll_ready`. `poll_ready` never fails because
 /// the circuit is open.
 ///

@@ -98,3 +98,49 @@ async fn a_key_function_picks_the_breaker() {
     assert_eq!(handle.get(&true).unwrap().state(), State::Closed);
     assert_eq!(handle.counters().failures, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn twenty_thousand_hosts_through_1024_keys_keep_1024_and_every_open_circuit() {
+    let layer = CircuitBreakerLayer::new().per_host();
+    let handle = layer.handle();
+    let svc = layer.layer(Echo::default());
+    let call = |host: String, reply| svc.clone().oneshot(host_req(&host, reply));
+    for bad in 0..10 {
+        for _ in 0..5 {
+            call(format!("bad-{bad}.example"), down()).await.unwrap();
+        }
+    }
+    for i in 0..20_000 {
+        call(format!("host-{i}.example"), ok()).await.unwrap();
+    }
+    assert_eq!(handle.len(), 1_024);
+    for bad in 0..10 {
+        let key = HostKey::new("http", &format!("bad-{bad}.example"), None);
+        assert_eq!(handle.get(&key).expect("kept").state(), State::Open);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_settings_work_before_or_after_per_host_and_the_handle_sees_them() {
+    // max_keys before per_host(), the rest after it, and the handle taken in between.
+    let layer = CircuitBreakerLayer::new().max_keys(2).per_host();
+    let handle = layer.handle();
+    let layer = layer
+        .consecutive_failures(2)
+        .open_duration(Duration::from_secs(5));
+    let svc = layer.layer(Echo::default());
+    let call = |host: &str, reply| svc.clone().oneshot(host_req(host, reply));
+    call("a.example", down()).await.unwrap();
+    call("a.example", down()).await.unwrap();
+    let a = handle
+        .get(&HostKey::new("http", "a.example", None))
+        .unwrap();
+    assert_eq!(a.state(), State::Open);
+    let err = call("a.example", ok()).await.unwrap_err();
+    assert_eq!(open_of(&err).retry_after(), Duration::from_secs(5));
+    for host in ["b.example", "c.example", "d.example"] {
+        call(host, ok()).await.unwrap();
+    }
+    assert_eq!(handle.len(), 2);
+    assert_eq!(a.state(), State::Open);
+}
