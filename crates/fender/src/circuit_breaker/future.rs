@@ -3,14 +3,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
+use super::breaker::Permit;
 use super::error::CircuitOpen;
-use super::state::{Shard, Ticket};
 use crate::BoxError;
 use crate::classify::{Classify, Outcome};
 
@@ -27,25 +25,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, C> {
         Refused { error: Option<CircuitOpen> },
-        Called { #[pin] future: F, guard: Guard<C> },
-    }
-}
-
-/// Records the outcome of an admitted call; gives a probe slot back if the call is dropped
-/// before it completes.
-struct Guard<C> {
-    breaker: Arc<Shard>,
-    ticket: Ticket,
-    classifier: C,
-    started: Option<Instant>,
-    done: bool,
-}
-
-impl<C> Drop for Guard<C> {
-    fn drop(&mut self) {
-        if !self.done && self.ticket.is_probe() {
-            self.breaker.release_probe(self.ticket);
-        }
+        Called { #[pin] future: F, permit: Option<Permit>, classifier: C },
     }
 }
 
@@ -56,18 +36,14 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 
-    pub(crate) fn admitted(future: F, breaker: Arc<Shard>, ticket: Ticket, classifier: C) -> Self {
-        let started = breaker.slow_call.map(|_| Instant::now());
+    /// An admitted call: `permit` records its outcome, or cancels it if the future is dropped
+    /// first.
+    pub(crate) fn admitted(future: F, permit: Permit, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Called {
                 future,
-                guard: Guard {
-                    breaker,
-                    ticket,
-                    classifier,
-                    started,
-                    done: false,
-                },
+                permit: Some(permit),
+                classifier,
             },
         }
     }
@@ -99,7 +75,11 @@ where
                 let error = error.take().expect("polled after completion");
                 Poll::Ready(Err(Box::new(error)))
             }
-            KindProj::Called { future, guard } => {
+            KindProj::Called {
+                future,
+                permit,
+                classifier,
+            } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
                 let outcome = match &result {
                     Ok(res) => Outcome::Response {
@@ -108,13 +88,9 @@ where
                     },
                     Err(err) => Outcome::Error(&**err),
                 };
-                let mut failure = guard.classifier.classify(outcome).is_failure();
-                if let (Some(started), Some(threshold)) = (guard.started, guard.breaker.slow_call) {
-                    failure |= started.elapsed() >= threshold;
-                }
-                if !guard.done {
-                    guard.done = true;
-                    guard.breaker.record(guard.ticket, failure);
+                let failure = classifier.classify(outcome).is_failure();
+                if let Some(permit) = permit.take() {
+                    permit.record(failure);
                 }
                 Poll::Ready(result)
             }

@@ -1,14 +1,13 @@
-//! One breaker per key (per upstream host, or any key a function picks), with a bounded map.
+//! The two modes of a layer: one breaker ([`Single`]), or one per key ([`Keyed`]), which a
+//! [`KeyFn`] such as [`PerHost`] picks from each request.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, OnceLock};
 
-use tokio::time::Instant;
-
-use super::policy::Config;
-use super::state::{Breaker, Shard, Shared, State};
+use super::breaker::{Breaker, BreakerSet};
+use super::host_key::HostKey;
 
 /// Picks the key of a request, for a layer that keeps one breaker per key.
 ///
@@ -34,123 +33,45 @@ where
     }
 }
 
-/// Keys requests by their URI authority (`host:port`, lowercased), falling back to the `Host`
-/// header, then to the empty string.
+/// Keys requests by scheme, host and port ([`HostKey`]), never by credentials, path or query.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PerHost;
 
 impl<B> KeyFn<http::Request<B>> for PerHost {
-    type Key = String;
+    type Key = HostKey;
 
-    fn key(&self, req: &http::Request<B>) -> String {
-        if let Some(authority) = req.uri().authority() {
-            return authority.as_str().to_ascii_lowercase();
-        }
-        req.headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default()
+    fn key(&self, req: &http::Request<B>) -> HostKey {
+        HostKey::of_request(req)
     }
 }
 
 /// The mode of a layer that keeps one breaker for all calls (the default).
 #[derive(Debug, Clone)]
 pub struct Single {
-    pub(crate) breaker: Arc<Shared>,
+    pub(crate) slot: Arc<SingleSlot>,
 }
 
 /// The mode of a layer that keeps one breaker per key.
 #[derive(Clone)]
 pub struct Keyed<F, K> {
     pub(crate) key_fn: F,
-    pub(crate) map: Arc<KeyMap<K>>,
+    pub(crate) slot: Arc<OnceLock<BreakerSet<K>>>,
 }
 
 impl<F, K: fmt::Debug> fmt::Debug for Keyed<F, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyed")
-            .field("map", &self.map)
+            .field("breakers", &self.slot.get())
             .finish_non_exhaustive()
     }
 }
 
-/// The breakers of a keyed layer, at most `max_keys` of them.
-///
-/// A plain mutex guards the map: it is held only to find (or make) a key's breaker, never while
-/// a call runs. When the map is full, a new key evicts the least recently used key whose
-/// circuit is closed (or, if every circuit is tripped, the least recently used key), so the
-/// memory stays bounded whatever keys arrive, and open circuits of bad hosts are kept longest.
-pub(crate) struct KeyMap<K> {
-    pub(crate) config: Arc<Config>,
-    entries: Mutex<HashMap<K, Shared>>,
-    /// The clock of the breakers' `last_used` marks.
-    base: Instant,
-}
-
-impl<K: fmt::Debug> fmt::Debug for KeyMap<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        f.debug_map().entries(entries.iter()).finish()
-    }
-}
-
-impl<K> KeyMap<K>
-where
-    K: Hash + Eq + Clone + fmt::Debug,
-{
-    pub(crate) fn new(config: Arc<Config>) -> Self {
-        KeyMap {
-            config,
-            entries: Mutex::new(HashMap::new()),
-            base: Instant::now(),
-        }
-    }
-
-    /// The breaker of `key`, made if there is none.
-    pub(crate) fn breaker(&self, key: K) -> Arc<Shard> {
-        let now = Instant::now()
-            .saturating_duration_since(self.base)
-            .as_millis() as u64;
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(breaker) = entries.get(&key) {
-            breaker.touch(now);
-            return breaker.local();
-        }
-        if entries.len() >= self.config.max_keys {
-            let victim = entries
-                .iter()
-                .min_by_key(|(_, b)| (b.state() != State::Closed, b.last_used()))
-                .map(|(k, _)| k.clone());
-            if let Some(victim) = victim {
-                entries.remove(&victim);
-            }
-        }
-        let label: Arc<str> = Arc::from(format!("{key:?}"));
-        let breaker = Shared::new(Breaker::new(self.config.clone(), Some(label)));
-        breaker.touch(now);
-        let local = breaker.local();
-        entries.insert(key, breaker);
-        local
-    }
-
-    pub(crate) fn get(&self, key: &K) -> Option<Arc<Breaker>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).map(|b| b.breaker().clone())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    pub(crate) fn snapshot(&self) -> Vec<(K, Arc<Breaker>)> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .iter()
-            .map(|(k, b)| (k.clone(), b.breaker().clone()))
-            .collect()
-    }
+/// Where the single breaker of a layer lives: made once, from the final configuration, on the
+/// first `layer()`; shared by the layer's clones, its services and every handle, whenever they
+/// were taken. A handle that forces the breaker before it exists leaves the order here.
+#[derive(Debug, Default)]
+pub(crate) struct SingleSlot {
+    pub(crate) built: OnceLock<Breaker>,
+    /// A handle operation made before the breaker existed (see `handle.rs`).
+    pub(crate) pending: AtomicU8,
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::breaker::{Breaker, BreakerSet};
 use super::handle::{CircuitBreakerHandle, KeyedHandle};
-use super::keyed::{KeyMap, Keyed, PerHost, Single};
-use super::policy::{Config, FailureRate, MAX_PROBES, Ramp, Trip};
+use super::keyed::{Keyed, PerHost, Single};
+use super::policy::{Config, FailureRate, MAX_COUNT, Trip};
 use super::service::CircuitBreaker;
-use super::state::{Breaker, Shared, StateChange};
+use super::state::StateChange;
 use crate::classify::{Classify, ContractClassifier};
 
 /// Applies a circuit breaker to a service; see the [module docs](super).
@@ -20,18 +21,23 @@ use crate::classify::{Classify, ContractClassifier};
 /// failures, stays open 30 s, then admits 3 probes at a time, closes after 3 successful probes,
 /// and ramps the admitted share of traffic from 10% to 100% over 10 s.
 ///
-/// Every service the layer (or a clone of the layer) makes, and every clone of those, shares one
-/// breaker (or one map of breakers per key); [`handle`](Self::handle) reads and steers it. For
-/// independent breakers, build one layer per upstream. The breaker's state is made
-/// by the builder methods that configure it, so take the handle after configuring. The methods
-/// that configure the breaker come before [`per_host`](Self::per_host) or
-/// [`key_fn`](Self::key_fn), which switch to one breaker per key.
+/// The builder methods only change the configuration, in any order, before or after
+/// [`per_host`](Self::per_host) or [`key_fn`](Self::key_fn). The breaker (or the map of
+/// breakers per key) is made once, from the final configuration, by the first
+/// [`layer`](Layer::layer) call; every service the layer (or a clone of the layer) makes, and
+/// every clone of those, shares it. [`handle`](Self::handle) reads and steers it, and may be
+/// taken at any point: a handle taken before the other settings sees the breaker the services
+/// use. (A handle of the single breaker taken before `per_host()` or `key_fn()` stays with the
+/// single breaker, which a keyed layer never makes.) For independent breakers, build one layer
+/// per upstream.
 ///
 /// Invalid values panic where they are set (see each method's `# Panics`): they are
-/// programming errors, caught the first time the code runs.
+/// programming errors, caught the first time the code runs. Settings that only contradict each
+/// other in combination are checked when the breaker is made, so that the order of the setters
+/// never matters.
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = ContractClassifier, M = Single> {
-    config: Arc<Config>,
+    config: Config,
     classifier: C,
     mode: M,
 }
@@ -55,40 +61,45 @@ impl Default for CircuitBreakerLayer {
 impl CircuitBreakerLayer {
     /// The contract's breaker (see the type docs).
     pub fn new() -> Self {
-        let config = Arc::new(Config::default());
         CircuitBreakerLayer {
             mode: Single {
-                breaker: Arc::new(Shared::new(Breaker::new(config.clone(), None))),
+                slot: Arc::default(),
             },
-            config,
+            config: Config::default(),
             classifier: ContractClassifier,
         }
     }
 }
 
-impl<C> CircuitBreakerLayer<C, Single> {
+impl<C, M> CircuitBreakerLayer<C, M> {
     fn update(mut self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = (*self.config).clone();
-        change(&mut config);
-        self.config = Arc::new(config);
-        self.mode = Single {
-            breaker: Arc::new(Shared::new(Breaker::new(self.config.clone(), None))),
-        };
+        change(&mut self.config);
         self
     }
 
     /// Opens after `n` consecutive failures (default 5); a success resets the count. This is
     /// the default trip mode; it replaces a [`failure_rate`](Self::failure_rate).
     ///
+    /// Failures of calls that were in flight together count once, and when failures were
+    /// frequent just before the run, a longer run is needed (see the
+    /// [module docs](super#the-trip-under-noise)); a quiet or fresh breaker opens on exactly the
+    /// `n`-th failure. [`strict_consecutive`](Self::strict_consecutive) drops the second rule.
+    ///
     /// # Panics
     ///
-    /// When `n` is 0.
+    /// When `n` is 0 or more than 65,535.
     pub fn consecutive_failures(self, n: u32) -> Self {
         assert!(
-            n >= 1,
-            "CircuitBreakerLayer::consecutive_failures: must be at least 1"
+            (1..=MAX_COUNT).contains(&n),
+            "CircuitBreakerLayer::consecutive_failures: must be at least 1 and at most {MAX_COUNT}, got {n}"
         );
         self.update(|c| c.trip = Trip::Consecutive(u64::from(n)))
+    }
+
+    /// Opens on the `n`-th consecutive failure whatever the failure rate before the run: no
+    /// longer runs under noise (calls in flight together still count once).
+    pub fn strict_consecutive(self) -> Self {
+        self.update(|c| c.chance_runs = false)
     }
 
     /// Opens on the failure rate over a sliding window instead of consecutive failures.
@@ -143,11 +154,11 @@ impl<C> CircuitBreakerLayer<C, Single> {
     ///
     /// # Panics
     ///
-    /// When `n` is 0 or more than 1,048,575.
+    /// When `n` is 0 or more than 65,535.
     pub fn half_open_probes(self, n: u32) -> Self {
         assert!(
-            (1..=MAX_PROBES).contains(&n),
-            "CircuitBreakerLayer::half_open_probes: must be 1 to {MAX_PROBES}, got {n}"
+            (1..=MAX_COUNT).contains(&n),
+            "CircuitBreakerLayer::half_open_probes: must be 1 to {MAX_COUNT}, got {n}"
         );
         self.update(|c| c.probes = n)
     }
@@ -156,11 +167,11 @@ impl<C> CircuitBreakerLayer<C, Single> {
     ///
     /// # Panics
     ///
-    /// When `n` is 0 or more than 1,048,575.
+    /// When `n` is 0 or more than 65,535.
     pub fn close_after(self, n: u32) -> Self {
         assert!(
-            (1..=MAX_PROBES).contains(&n),
-            "CircuitBreakerLayer::close_after: must be 1 to {MAX_PROBES}, got {n}"
+            (1..=MAX_COUNT).contains(&n),
+            "CircuitBreakerLayer::close_after: must be 1 to {MAX_COUNT}, got {n}"
         );
         self.update(|c| c.close_after = n)
     }
@@ -177,15 +188,13 @@ impl<C> CircuitBreakerLayer<C, Single> {
             "CircuitBreakerLayer::ramp: must be positive and at most a day, got {window:?}"
         );
         self.update(|c| {
-            let start_share = c.ramp.map_or(0.1, |r| r.start_share);
-            c.ramp = Some(Ramp {
-                start_share,
-                window,
-            });
+            c.ramp_on = true;
+            c.ramp_window = window;
         })
     }
 
-    /// The share of calls admitted right after the circuit closes (default 0.1).
+    /// The share of calls admitted right after the circuit closes (default 0.1). It does not
+    /// turn a ramp switched off by [`no_ramp`](Self::no_ramp) back on.
     ///
     /// # Panics
     ///
@@ -195,18 +204,13 @@ impl<C> CircuitBreakerLayer<C, Single> {
             share > 0.0 && share <= 1.0,
             "CircuitBreakerLayer::ramp_start_share: must be in (0, 1], got {share}"
         );
-        self.update(|c| {
-            let window = c.ramp.map_or(Duration::from_secs(10), |r| r.window);
-            c.ramp = Some(Ramp {
-                start_share: share,
-                window,
-            });
-        })
+        self.update(|c| c.ramp_start_share = share)
     }
 
-    /// Lets all traffic through as soon as the circuit closes.
+    /// Lets all traffic through as soon as the circuit closes ([`ramp`](Self::ramp) turns the
+    /// ramp back on).
     pub fn no_ramp(self) -> Self {
-        self.update(|c| c.ramp = None)
+        self.update(|c| c.ramp_on = false)
     }
 
     /// Seeds the jitter of the growing open duration, for reproducible tests (default: a
@@ -215,8 +219,9 @@ impl<C> CircuitBreakerLayer<C, Single> {
         self.update(|c| c.seed = Some(seed))
     }
 
-    /// Runs `callback` on every state change (after the change), e.g. to update metrics.
-    /// Keep it quick: it runs on the task whose call caused the change.
+    /// Runs `callback` on every state change, once the change is complete, e.g. to update
+    /// metrics. Keep it quick: it runs on the task whose call caused the change. A panic in it
+    /// is caught and logged at ERROR; the breaker carries on.
     pub fn on_state_change<F>(self, callback: F) -> Self
     where
         F: Fn(&StateChange) + Send + Sync + 'static,
@@ -224,10 +229,39 @@ impl<C> CircuitBreakerLayer<C, Single> {
         self.update(|c| c.on_state_change = Some(Arc::new(callback)))
     }
 
-    /// Keeps one breaker per URI authority (`host:port`), so one bad host does not cut off
-    /// the others. At most [`max_keys`](CircuitBreakerLayer::max_keys) hosts (default 1,024)
-    /// are tracked.
-    pub fn per_host(self) -> CircuitBreakerLayer<C, Keyed<PerHost, String>> {
+    /// The most keys tracked at once by [`per_host`](Self::per_host) or
+    /// [`key_fn`](Self::key_fn) (default 1,024; set before or after them). When a new key
+    /// arrives at the limit, one of the least recently used keys with a closed circuit is
+    /// evicted: tripped circuits are passed over, so the open circuits of bad hosts are kept
+    /// longest. Finding the key to evict takes constant time whatever the limit.
+    ///
+    /// # Panics
+    ///
+    /// When `n` is 0.
+    pub fn max_keys(self, n: usize) -> Self {
+        assert!(n >= 1, "CircuitBreakerLayer::max_keys: must be at least 1");
+        self.update(|c| c.max_keys = n)
+    }
+
+    /// Replaces the classifier that decides what is a failure (default: the contract's
+    /// [`ContractClassifier`]; a call is a failure when its class
+    /// [`is_failure`](crate::classify::Class::is_failure)). A closure
+    /// `Fn(Outcome<'_>) -> Class` works.
+    pub fn classifier<C2: Classify>(self, classifier: C2) -> CircuitBreakerLayer<C2, M> {
+        CircuitBreakerLayer {
+            config: self.config,
+            classifier,
+            mode: self.mode,
+        }
+    }
+}
+
+impl<C> CircuitBreakerLayer<C, Single> {
+    /// Keeps one breaker per upstream host, keyed by scheme, host and port
+    /// ([`HostKey`](super::HostKey): never credentials, path or query), so one bad host does
+    /// not cut off the others. At most [`max_keys`](CircuitBreakerLayer::max_keys) hosts
+    /// (default 1,024) are tracked.
+    pub fn per_host(self) -> CircuitBreakerLayer<C, Keyed<PerHost, super::HostKey>> {
         self.keyed(PerHost)
     }
 
@@ -257,74 +291,98 @@ impl<C> CircuitBreakerLayer<C, Single> {
         CircuitBreakerLayer {
             mode: Keyed {
                 key_fn,
-                map: Arc::new(KeyMap::new(self.config.clone())),
+                slot: Arc::default(),
             },
             config: self.config,
             classifier: self.classifier,
         }
     }
 
-    /// The handle of the breaker that services made by this layer share.
+    /// The handle of the breaker that services made by this layer share; see the type docs.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle {
-            breaker: self.mode.breaker.breaker().clone(),
-        }
+        CircuitBreakerHandle::of_slot(self.mode.slot.clone())
     }
+
+    fn make(&self) -> Single {
+        self.config.check();
+        let made = self
+            .mode
+            .slot
+            .get_or_make(|| Breaker::new(Arc::new(self.config.clone()), None));
+        same_config(&made.machine().config, &self.config);
+        self.mode.clone()
+    }
+}
+
+/// A breaker is shared by the clones of a layer: they must agree on what it is.
+fn same_config(made: &Config, mine: &Config) {
+    assert!(
+        made == mine,
+        "CircuitBreakerLayer::layer: this layer shares its breaker with a clone that made it \
+         with other settings; configure the layer before cloning it, or build one layer per \
+         breaker"
+    );
 }
 
 impl<C, F, K> CircuitBreakerLayer<C, Keyed<F, K>>
 where
     K: Hash + Eq + Clone + fmt::Debug,
 {
-    /// The most keys tracked at once (default 1,024). When a new key arrives at the limit, the
-    /// least recently used key with a closed circuit is evicted (or, if every circuit is
-    /// tripped, the least recently used key).
-    ///
-    /// # Panics
-    ///
-    /// When `n` is 0.
-    pub fn max_keys(mut self, n: usize) -> Self {
-        assert!(n >= 1, "CircuitBreakerLayer::max_keys: must be at least 1");
-        let mut config = (*self.config).clone();
-        config.max_keys = n;
-        self.config = Arc::new(config);
-        self.mode.map = Arc::new(KeyMap::new(self.config.clone()));
-        self
-    }
-
-    /// The handle of the breakers that services made by this layer share.
+    /// The handle of the breakers that services made by this layer share; see the type docs.
     pub fn handle(&self) -> KeyedHandle<K> {
         KeyedHandle {
-            map: self.mode.map.clone(),
+            slot: self.mode.slot.clone(),
         }
+    }
+
+    fn make(&self) -> Keyed<F, K>
+    where
+        F: Clone,
+    {
+        self.config.check();
+        let set = self
+            .mode
+            .slot
+            .get_or_init(|| BreakerSet::new(Arc::new(self.config.clone())));
+        same_config(set.config(), &self.config);
+        self.mode.clone()
     }
 }
 
-impl<C, M> CircuitBreakerLayer<C, M> {
-    /// Replaces the classifier that decides what is a failure (default: the contract's
-    /// [`ContractClassifier`]; a call is a failure when its class
-    /// [`is_failure`](crate::classify::Class::is_failure)). A closure
-    /// `Fn(Outcome<'_>) -> Class` works.
-    pub fn classifier<C2: Classify>(self, classifier: C2) -> CircuitBreakerLayer<C2, M> {
-        CircuitBreakerLayer {
-            config: self.config,
-            classifier,
-            mode: self.mode,
-        }
-    }
-}
-
-impl<S, C: Clone, M: Clone> Layer<S> for CircuitBreakerLayer<C, M> {
-    type Service = CircuitBreaker<S, C, M>;
+/// Makes the breaker on the first call (see the type docs).
+///
+/// # Panics
+///
+/// When settings contradict each other (a `FailureRate::min_calls` above its count window),
+/// or when a clone of this layer already made the shared breaker with other settings.
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C, Single> {
+    type Service = CircuitBreaker<S, C, Single>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, self.classifier.clone(), self.mode.clone())
+        CircuitBreaker::new(inner, self.classifier.clone(), self.make())
+    }
+}
+
+/// Makes the map of breakers on the first call (see the type docs).
+///
+/// # Panics
+///
+/// As for the single breaker.
+impl<S, C: Clone, F: Clone, K> Layer<S> for CircuitBreakerLayer<C, Keyed<F, K>>
+where
+    K: Hash + Eq + Clone + fmt::Debug,
+{
+    type Service = CircuitBreaker<S, C, Keyed<F, K>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::new(inner, self.classifier.clone(), self.make())
     }
 }
 
 impl<C, M> CircuitBreakerLayer<C, M> {
     /// The breaker settings, for a composed stack that keeps its own breakers.
     pub(crate) fn breaker_config(&self) -> Arc<Config> {
-        self.config.clone()
+        self.config.check();
+        Arc::new(self.config.clone())
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::StateChange;
+use super::state_word::FIELD_MAX;
 
 /// Trip on the failure rate over a sliding window instead of on consecutive failures.
 ///
@@ -94,15 +95,10 @@ impl FailureRate {
     ///
     /// # Panics
     ///
-    /// When `calls` is 0, or larger than a count-based window.
+    /// When `calls` is 0 or more than 1,048,575. A minimum larger than a count-based window
+    /// can never be reached: the layer that uses it panics when it makes its breaker.
     pub fn min_calls(mut self, calls: u32) -> Self {
         assert!(calls >= 1, "FailureRate::min_calls: must be at least 1");
-        if let WindowKind::Count(size) = self.window {
-            assert!(
-                calls <= size,
-                "FailureRate::min_calls: {calls} can never be reached in a window of {size} calls"
-            );
-        }
         assert!(
             calls <= MAX_CALLS,
             "FailureRate::min_calls: at most {MAX_CALLS}"
@@ -126,13 +122,18 @@ pub(crate) type OnStateChange = Arc<dyn Fn(&StateChange) + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) trip: Trip,
+    /// With consecutive failures: ask for a longer run when failures were frequent before it
+    /// (see `chance.rs`). Off with `strict_consecutive`.
+    pub(crate) chance_runs: bool,
     pub(crate) slow_call: Option<Duration>,
     pub(crate) open_duration: Duration,
     /// Growing open duration on repeated trips: doubling up to this cap, jittered.
     pub(crate) max_open_duration: Option<Duration>,
     pub(crate) probes: u32,
     pub(crate) close_after: u32,
-    pub(crate) ramp: Option<Ramp>,
+    pub(crate) ramp_on: bool,
+    pub(crate) ramp_window: Duration,
+    pub(crate) ramp_start_share: f64,
     pub(crate) seed: Option<u64>,
     pub(crate) on_state_change: Option<OnStateChange>,
     pub(crate) max_keys: usize,
@@ -144,22 +145,23 @@ pub(crate) struct Ramp {
     pub(crate) window: Duration,
 }
 
-/// The largest probe count and success count the state word can hold.
-pub(crate) const MAX_PROBES: u32 = (1 << 20) - 1;
+/// The largest probe count, success count and consecutive-failure count: what a 16-bit field
+/// of a round word holds.
+pub(crate) const MAX_COUNT: u32 = FIELD_MAX as u32;
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             trip: Trip::Consecutive(5),
+            chance_runs: true,
             slow_call: None,
             open_duration: Duration::from_secs(30),
             max_open_duration: None,
             probes: 3,
             close_after: 3,
-            ramp: Some(Ramp {
-                start_share: 0.1,
-                window: Duration::from_secs(10),
-            }),
+            ramp_on: true,
+            ramp_window: Duration::from_secs(10),
+            ramp_start_share: 0.1,
             seed: None,
             on_state_change: None,
             max_keys: 1024,
@@ -168,6 +170,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The ramp after a close, if there is one.
+    pub(crate) fn ramp(&self) -> Option<Ramp> {
+        self.ramp_on.then_some(Ramp {
+            start_share: self.ramp_start_share,
+            window: self.ramp_window,
+        })
+    }
+
     /// The open duration after `retrips` failed half-open rounds in a row, before jitter.
     pub(crate) fn nominal_open_duration(&self, retrips: u32) -> Duration {
         match self.max_open_duration {
@@ -180,18 +190,62 @@ impl Config {
             }
         }
     }
+
+    /// The checks that involve more than one setting, made once the configuration is final
+    /// (when the layer makes its breaker), so that the order of the setters never matters.
+    ///
+    /// # Panics
+    ///
+    /// When the settings contradict each other.
+    pub(crate) fn check(&self) {
+        if let Trip::Rate(FailureRate {
+            window: WindowKind::Count(size),
+            min_calls,
+            ..
+        }) = self.trip
+        {
+            assert!(
+                min_calls <= size,
+                "CircuitBreakerLayer::layer: FailureRate::min_calls: {min_calls} can never be \
+                 reached in a window of {size} calls"
+            );
+        }
+    }
+}
+
+/// Two configurations make the same breaker (callbacks compare by identity).
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        let callbacks = match (&self.on_state_change, &other.on_state_change) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        callbacks
+            && self.trip == other.trip
+            && self.chance_runs == other.chance_runs
+            && self.slow_call == other.slow_call
+            && self.open_duration == other.open_duration
+            && self.max_open_duration == other.max_open_duration
+            && self.probes == other.probes
+            && self.close_after == other.close_after
+            && self.ramp() == other.ramp()
+            && self.seed == other.seed
+            && self.max_keys == other.max_keys
+    }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("trip", &self.trip)
+            .field("chance_runs", &self.chance_runs)
             .field("slow_call", &self.slow_call)
             .field("open_duration", &self.open_duration)
             .field("max_open_duration", &self.max_open_duration)
             .field("probes", &self.probes)
             .field("close_after", &self.close_after)
-            .field("ramp", &self.ramp)
+            .field("ramp", &self.ramp())
             .field("seed", &self.seed)
             .field("on_state_change", &self.on_state_change.is_some())
             .field("max_keys", &self.max_keys)
@@ -199,7 +253,7 @@ impl fmt::Debug for Config {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -217,6 +271,16 @@ mod tests {
             Config::default().nominal_open_duration(7),
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "can never be reached in a window of 10 calls")]
+    fn a_minimum_above_a_count_window_is_rejected_when_the_breaker_is_made() {
+        let config = Config {
+            trip: Trip::Rate(FailureRate::count(10).min_calls(11)),
+            ..Config::default()
+        };
+        config.check();
     }
 
     #[test]

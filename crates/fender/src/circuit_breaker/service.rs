@@ -6,11 +6,10 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 
-use super::error::CircuitOpen;
+use super::breaker::{Breaker, Prepared};
 use super::future::ResponseFuture;
 use super::handle::{CircuitBreakerHandle, KeyedHandle};
-use super::keyed::{KeyFn, Keyed, Single};
-use super::state::Shard;
+use super::keyed::{KeyFn, Keyed, Single, SingleSlot};
 use crate::BoxError;
 use crate::classify::{Classify, ContractClassifier};
 
@@ -24,7 +23,7 @@ use crate::classify::{Classify, ContractClassifier};
 /// taken, or recovering and the ramp does not admit this call (the ramp's draw is made here).
 /// If so it returns `Ready(Ok(()))` at once without polling the inner service, so nothing of
 /// the inner service (a connection, a concurrency permit) is reserved for a call that will fail
-/// fast, and the following `call` returns [`CircuitOpen`] without touching the inner service.
+/// fast, and the following `call` returns [`CircuitOpen`](super::CircuitOpen) without touching the inner service.
 /// Otherwise it forwards to the inner service's `poll_ready`. `poll_ready` never fails because
 /// the circuit is open.
 ///
@@ -39,6 +38,10 @@ use crate::classify::{Classify, ContractClassifier};
 /// With one breaker per key the key is only known in `call`, so `poll_ready` always forwards to
 /// the inner service, which all keys share.
 ///
+/// Whatever a call takes (a probe slot) is owned from that moment by a permit that its response
+/// future carries: if the inner service's `call` panics, or the future is dropped before it
+/// completes, the slot is given back.
+///
 /// # Clone
 ///
 /// Clones share the breaker (or the map of breakers per key); each clone has its own inner
@@ -47,10 +50,8 @@ pub struct CircuitBreaker<S, C = ContractClassifier, M = Single> {
     inner: S,
     classifier: C,
     mode: M,
-    /// Set by `poll_ready` when it skipped the inner service because the call will be refused.
-    refused: Option<CircuitOpen>,
-    /// Set by `poll_ready` when a recovering circuit's ramp admitted the next call.
-    ramp_pass: bool,
+    /// What `poll_ready` decided about the next call (a refusal, or a ramp's admission).
+    prepared: Option<Prepared>,
 }
 
 /// A clone is not ready: like the inner service's clone, it must be polled ready before it is
@@ -81,8 +82,7 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
             inner,
             classifier,
             mode,
-            refused: None,
-            ramp_pass: false,
+            prepared: None,
         }
     }
 
@@ -105,9 +105,11 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
 impl<S, C> CircuitBreaker<S, C, Single> {
     /// The handle of the breaker this service shares with its clones.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle {
-            breaker: self.mode.breaker.breaker().clone(),
-        }
+        CircuitBreakerHandle::of_slot(self.mode.slot.clone())
+    }
+
+    fn breaker(&self) -> &Breaker {
+        made(&self.mode.slot)
     }
 }
 
@@ -118,21 +120,16 @@ where
     /// The handle of the breakers this service shares with its clones.
     pub fn handle(&self) -> KeyedHandle<K> {
         KeyedHandle {
-            map: self.mode.map.clone(),
+            slot: self.mode.slot.clone(),
         }
     }
 }
 
-fn admit<F, C: Clone>(
-    breaker: std::sync::Arc<Shard>,
-    ramp_pass: bool,
-    classifier: &C,
-    call: impl FnOnce() -> F,
-) -> ResponseFuture<F, C> {
-    match breaker.admit(ramp_pass) {
-        Ok(ticket) => ResponseFuture::admitted(call(), breaker, ticket, classifier.clone()),
-        Err(open) => ResponseFuture::refused(open),
-    }
+/// The breaker of a single-breaker service's layer.
+fn made(slot: &SingleSlot) -> &Breaker {
+    slot.built
+        .get()
+        .expect("the layer makes the breaker before its services")
 }
 
 impl<S, C, Req, ResB> Service<Req> for CircuitBreaker<S, C, Single>
@@ -146,31 +143,28 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self.mode.breaker.prepare(self.ramp_pass) {
-            Err(open) => {
-                self.refused = Some(open);
-                self.ramp_pass = false;
-                Poll::Ready(Ok(()))
-            }
-            Ok(ramp_pass) => {
-                self.refused = None;
-                self.ramp_pass = ramp_pass;
-                self.inner.poll_ready(cx).map_err(Into::into)
-            }
+        let prepared = match self.prepared.take() {
+            Some(before) => before.recheck(self.breaker()),
+            None => self.breaker().prepare(),
+        };
+        let refused = prepared.is_refused();
+        self.prepared = Some(prepared);
+        if refused {
+            // The call will fail fast: reserve nothing of the inner service for it.
+            return Poll::Ready(Ok(()));
         }
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let breaker = &self.mode.breaker;
-        if let Some(open) = self.refused.take() {
-            breaker.count_rejection();
-            return ResponseFuture::refused(open);
+        let breaker = made(&self.mode.slot);
+        let prepared = self.prepared.take().unwrap_or_else(|| breaker.prepare());
+        match prepared.acquire(breaker) {
+            Ok(permit) => {
+                ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
+            }
+            Err(open) => ResponseFuture::refused(open),
         }
-        let ramp_pass = std::mem::take(&mut self.ramp_pass);
-        let inner = &mut self.inner;
-        admit(breaker.local(), ramp_pass, &self.classifier, || {
-            inner.call(req)
-        })
     }
 }
 
@@ -191,8 +185,16 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let breaker = self.mode.map.breaker(self.mode.key_fn.key(&req));
-        let inner = &mut self.inner;
-        admit(breaker, false, &self.classifier, || inner.call(req))
+        let set = self
+            .mode
+            .slot
+            .get()
+            .expect("the layer makes the breakers before its services");
+        match set.breaker(self.mode.key_fn.key(&req)).acquire() {
+            Ok(permit) => {
+                ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
+            }
+            Err(open) => ResponseFuture::refused(open),
+        }
     }
 }

@@ -54,7 +54,7 @@ impl Gate for HostGate {
 
     fn scope(&self, parts: &http::request::Parts) -> HostScope {
         HostScope {
-            host: self.hosts.get_or_insert(HostKey::of(parts)),
+            host: self.hosts.get_or_insert(HostKey::of_parts(parts)),
         }
     }
 

@@ -286,10 +286,16 @@ mod code_tests {
             .with_status(StatusCode::BAD_GATEWAY);
         let envelope = err.to_envelope();
         assert_eq!(envelope.error.code, ErrorCode::BadGateway);
-        assert_eq!(envelope.error.message, ErrorCode::BadGateway.generic_message());
+        assert_eq!(
+            envelope.error.message,
+            ErrorCode::BadGateway.generic_message()
+        );
         // A 4xx's own code is the caller's to read.
         let err = ApiError::new(ErrorCode::Other("QUOTA".into()), "over quota")
             .with_status(StatusCode::FORBIDDEN);
-        assert_eq!(err.to_envelope().error.code, ErrorCode::Other("QUOTA".into()));
+        assert_eq!(
+            err.to_envelope().error.code,
+            ErrorCode::Other("QUOTA".into())
+        );
     }
 }

@@ -3,14 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fender::BoxError;
 use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceExt};
+
+pub(crate) const SEQ: Ordering = Ordering::SeqCst;
 
 /// What the upstream should do with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub(crate) enum Reply {
     Slow(u64, u16),
     /// Never answers.
     Hang,
+    /// Panics inside the upstream's `call`, before any future exists.
+    PanicInCall,
 }
 
 pub(crate) fn req(reply: Reply) -> Request<Reply> {
@@ -58,6 +62,9 @@ impl Service<Request<Reply>> for Echo {
     fn call(&mut self, req: Request<Reply>) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let reply = *req.body();
+        if reply == Reply::PanicInCall {
+            panic!("the upstream panicked in call");
+        }
         Box::pin(async move {
             match reply {
                 Reply::Status(s) => Ok(status(s)),
@@ -68,7 +75,7 @@ impl Service<Request<Reply>> for Echo {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     Ok(status(s))
                 }
-                Reply::Hang => std::future::pending().await,
+                Reply::Hang | Reply::PanicInCall => std::future::pending().await,
             }
         })
     }
@@ -126,4 +133,77 @@ where
 pub(crate) fn open_of(err: &BoxError) -> fender::circuit_breaker::CircuitOpen {
     *err.downcast_ref::<fender::circuit_breaker::CircuitOpen>()
         .unwrap_or_else(|| panic!("expected CircuitOpen, got {err}"))
+}
+
+pub(crate) fn ok() -> Reply {
+    Reply::Status(200)
+}
+
+pub(crate) fn down() -> Reply {
+    Reply::Status(503)
+}
+
+/// Starts a call (admission happens here) and returns its future unpolled.
+pub(crate) async fn start<S>(svc: &S, reply: Reply) -> S::Future
+where
+    S: Service<Request<Reply>, Error = BoxError> + Clone,
+{
+    let mut svc = svc.clone();
+    svc.ready().await.unwrap();
+    svc.call(req(reply))
+}
+
+/// Trips a default breaker with five 503s.
+pub(crate) async fn trip<S>(svc: &S)
+where
+    S: Service<Request<Reply>, Response = Response<()>, Error = BoxError> + Clone,
+{
+    for _ in 0..5 {
+        let res = send(svc, down()).await.unwrap();
+        assert_eq!(res.status(), 503);
+    }
+}
+
+/// Trips, waits and closes a default breaker, leaving it at the start of its ramp.
+pub(crate) async fn close_into_ramp<S>(svc: &S)
+where
+    S: Service<Request<Reply>, Response = Response<()>, Error = BoxError> + Clone,
+{
+    trip(svc).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+    for _ in 0..3 {
+        send(svc, ok()).await.unwrap();
+    }
+}
+
+/// Log lines written while a capture is installed on the current thread.
+#[derive(Clone, Default)]
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures every tracing event of the current thread until the guard is dropped.
+    pub(crate) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use fender::circuit_breaker::{CircuitBreakerLayer, CircuitOpen, Reason, State};
+use fender::circuit_breaker::{CircuitBreakerLayer, CircuitOpen, HostKey, Reason, State};
 use fender_testkit::{Plan, Reply, Upstream, refused_addr};
 use http::Request;
 use http_body_util::Full;
@@ -108,10 +108,13 @@ async fn over_sockets_one_bad_host_does_not_cut_off_the_others() {
     }
     assert_eq!(bad.count(), 5);
     assert_eq!(good.count(), 20);
-    let bad_key = bad.addr().to_string();
+    let bad_key = HostKey::from_uri(&bad.url("/")).unwrap();
     assert_eq!(handle.get(&bad_key).unwrap().state(), State::Open);
     assert_eq!(
-        handle.get(&good.addr().to_string()).unwrap().state(),
+        handle
+            .get(&HostKey::from_uri(&good.url("/")).unwrap())
+            .unwrap()
+            .state(),
         State::Closed
     );
 }
