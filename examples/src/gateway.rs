@@ -311,13 +311,20 @@ pub fn upstream_failure(
         }
         _ => ApiError::bad_gateway("the upstream service failed"),
     };
-    let err = err
-        .with_detail("origin", "upstream")
-        .with_detail("upstream_status", status.as_u16());
+    // The gateway's own words, deliberately published: a 5xx sends nothing else.
+    let err = public(err)
+        .with_public_detail("origin", "upstream")
+        .with_public_detail("upstream_status", status.as_u16());
     match upstream_code.filter(|code| code.is_known()) {
-        Some(code) => err.with_detail("upstream_code", code.as_str()),
+        Some(code) => err.with_public_detail("upstream_code", code.as_str()),
         None => err,
     }
+}
+
+/// The error with its own message marked safe to publish (the gateway wrote it).
+fn public(err: ApiError) -> ApiError {
+    let message = err.message().to_owned();
+    err.with_public_message(message)
 }
 
 /// What the gateway answers for a failure of the client stack (the call returned `Err`).
@@ -350,9 +357,9 @@ pub fn gateway_error(err: ApiError) -> ApiError {
                     "overloaded",
                 ),
             };
-            let refused = ApiError::service_unavailable(message)
-                .with_detail("origin", "local")
-                .with_detail("reason", reason);
+            let refused = public(ApiError::service_unavailable(message))
+                .with_public_detail("origin", "local")
+                .with_public_detail("reason", reason);
             match err.retry_after() {
                 Some(delay) => refused.with_retry_after(delay),
                 None => refused,
@@ -366,7 +373,7 @@ pub fn gateway_error(err: ApiError) -> ApiError {
                 }
                 _ => ApiError::bad_gateway("the connection to the upstream service failed"),
             };
-            failed.with_detail("origin", "transport")
+            public(failed).with_public_detail("origin", "transport")
         }
     };
     mapped.with_source(err)

@@ -24,6 +24,7 @@ pub struct HostGate {
 pub struct HostPermit {
     breaker: Option<BreakerPermit>,
     probe: bool,
+    retry: bool,
     host: Arc<HostState>,
     recorded: bool,
 }
@@ -92,6 +93,7 @@ impl Gate for HostGate {
         Admission::Go(HostPermit {
             breaker,
             probe,
+            retry: ctx.attempt > 1,
             host: host.clone(),
             recorded: false,
         })
@@ -111,7 +113,17 @@ impl Gate for HostGate {
         permit.recorded = true;
         let host = &permit.host;
         if let Some(breaker) = permit.breaker.take() {
-            breaker.record(class.is_failure());
+            // A retry that fails again while the circuit is closed is no new evidence: its
+            // request's first failure was counted. Without this a herd that failed together
+            // (one piece of evidence) would trip the breaker with its own retries.
+            let repeat = permit.retry
+                && class.is_failure()
+                && host.breaker.as_ref().is_some_and(|b| b.is_closed());
+            if repeat {
+                drop(breaker);
+            } else {
+                breaker.record(class.is_failure());
+            }
         }
         if let Some(throttle) = &host.throttle {
             throttle.record(class);

@@ -380,8 +380,10 @@ mod herd {
                 .finally(Reply::ok().delay(Duration::from_millis(20))),
         );
         let start = Instant::now();
-        let svc = ClientLayer::new().no_breaker().layer(upstream.service());
-        let tasks: Vec<_> = (0..500)
+        let layer = ClientLayer::new();
+        let handle = layer.handle();
+        let svc = layer.layer(upstream.service());
+        let tasks: Vec<_> = (0..1000)
             .map(|_| tokio::spawn(svc.clone().oneshot(get("http://herd.test/"))))
             .collect();
         let mut ok = 0;
@@ -396,9 +398,15 @@ mod herd {
                 }
             }
         }
-        assert!(ok >= 450, "{ok} of 500 succeeded: {errors:?}");
+        assert!(ok >= 900, "{ok} of 1000 succeeded: {errors:?}");
         let peak = peak_after_first_wave(&upstream, start);
-        assert!(peak <= 75, "{peak} arrivals in the busiest 100 ms");
+        assert!(peak <= 150, "{peak} arrivals in the busiest 100 ms");
+        let breaker = handle.breaker(&key("http://herd.test/")).unwrap();
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "a herd's own retries do not trip it"
+        );
     }
 
     #[tokio::test(start_paused = true)]
