@@ -4,7 +4,7 @@
 //! The retry layer asks "may this be tried again?", the circuit breaker asks "did the upstream
 //! fail?", the client-side decoder asks "is this error retryable?", and the server-side
 //! envelope asks "which response is this error?". They all ask this module, so the answers
-//! never disagree. [`ContractClassifier`] is the contract's rule set (SPEC §2–§4):
+//! never disagree. [`ContractClassifier`] is the contract's rule set (CONTRACT.md §2–§4):
 //!
 //! | outcome | class | retried | breaker failure |
 //! | --- | --- | --- | --- |

@@ -140,7 +140,7 @@ impl ErrorCode {
         self.is_known() && crate::classify::classify_status(self.status()).is_retryable()
     }
 
-    /// The nearest code for a status (SPEC §2).
+    /// The nearest code for a status (CONTRACT.md §2).
     ///
     /// The table's statuses map to their code; 408 maps to `TIMEOUT` and 410 to `NOT_FOUND`;
     /// any other 4xx to `INVALID_REQUEST`; any other 5xx to `INTERNAL_ERROR`. A status that is not

@@ -113,7 +113,7 @@ impl ApiError {
         }
     }
 
-    /// An error for a status: the nearest code (SPEC §2) and a generic message (the code's, or
+    /// An error for a status: the nearest code (CONTRACT.md §2) and a generic message (the code's, or
     /// the status's reason phrase for a status outside the table, e.g. "method not allowed").
     pub fn from_status(status: StatusCode) -> Self {
         let code = ErrorCode::from_status(status);

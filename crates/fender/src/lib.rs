@@ -84,6 +84,11 @@ pub use retry::RetryLayer;
 /// The error type of layers that add failure modes of their own.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The error contract this crate implements, section by section; the code docs cite it as
+/// `CONTRACT.md §n`.
+#[doc = include_str!("../../../CONTRACT.md")]
+pub mod contract {}
+
 /// The README's snippets, compiled as doctests so they stay true.
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../../../README.md")]

@@ -1,4 +1,4 @@
-//! Request ids (SPEC §5): keep a well-formed inbound `x-request-id`, generate a UUID v7 otherwise.
+//! Request ids (CONTRACT.md §5): keep a well-formed inbound `x-request-id`, generate a UUID v7 otherwise.
 //!
 //! The id travels as tower-http's [`RequestId`] in the request extensions, so handlers, tracing
 //! spans and tower-http's own request-id layers all read the same value. [`MakeRequestUuidV7`]

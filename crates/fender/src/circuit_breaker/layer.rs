@@ -17,7 +17,7 @@ use crate::classify::{Classify, ContractClassifier};
 
 /// Applies a circuit breaker to a service; see the [module docs](super).
 ///
-/// [`new`](Self::new) is the contract's breaker (SPEC §4): it opens after 5 consecutive
+/// [`new`](Self::new) is the contract's breaker (CONTRACT.md §4): it opens after 5 consecutive
 /// failures, stays open 30 s, then admits 3 probes at a time, closes after 3 successful probes,
 /// and ramps the admitted share of traffic from 10% to 100% over 10 s.
 ///

@@ -1,5 +1,5 @@
 //! A circuit breaker: fail fast while the upstream is down, probe it with a few requests, and
-//! let traffic back gradually (SPEC §4).
+//! let traffic back gradually (CONTRACT.md §4).
 //!
 //! # States
 //!

@@ -15,7 +15,7 @@
 //! [`ErrorEnvelopeLayer`] wraps any `Service<http::Request<B>, Response = http::Response<R>>`;
 //! its error type is `Infallible`, so it is the outermost layer. It guarantees:
 //!
-//! 1. **Request ids** (SPEC §5): an inbound `x-request-id` of 1–128 characters of
+//! 1. **Request ids** (CONTRACT.md §5): an inbound `x-request-id` of 1–128 characters of
 //!    `[A-Za-z0-9._:-]` is kept, anything else is replaced by a new UUID v7. The id is put in
 //!    the request extensions as tower-http's [`RequestId`](crate::request_id::RequestId) (and in
 //!    the request header) before the inner service runs, and echoed in the `x-request-id`

@@ -1,4 +1,4 @@
-//! Client-side retries: the retry strategy of the contract (SPEC §3), done the way careful
+//! Client-side retries: the retry strategy of the contract (CONTRACT.md §3), done the way careful
 //! clients do it.
 //!
 //! [`RetryLayer`] wraps an HTTP client service. When an attempt fails in a way a retry may fix,
