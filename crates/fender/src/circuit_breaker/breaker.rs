@@ -48,6 +48,7 @@ impl Breaker {
     }
 
     /// Admits or refuses one call now, counting a refusal.
+    #[inline]
     pub(crate) fn acquire(&self) -> Result<Permit, CircuitOpen> {
         self.prepare().acquire(self)
     }
@@ -55,10 +56,12 @@ impl Breaker {
     /// Decides whether the next call will be refused, without reserving anything and without
     /// counting: a recovering circuit's ramp draws here, and a probe slot is only taken by
     /// [`Prepared::acquire`].
+    #[inline]
     pub(crate) fn prepare(&self) -> Prepared {
         Prepared(self.machine().check(false))
     }
 
+    #[inline]
     pub(crate) fn machine(&self) -> &Arc<Machine> {
         self.refs.machine()
     }
@@ -70,17 +73,20 @@ pub(crate) struct Prepared(Result<bool, CircuitOpen>);
 
 impl Prepared {
     /// The call will be refused.
+    #[inline]
     pub(crate) fn is_refused(&self) -> bool {
         self.0.is_err()
     }
 
     /// Decides again (for a `poll_ready` called again), keeping a ramp's admission.
+    #[inline]
     pub(crate) fn recheck(self, breaker: &Breaker) -> Prepared {
         Prepared(breaker.machine().check(self.0.unwrap_or(false)))
     }
 
     /// Admits or refuses the call: a prepared refusal is final (the inner service was not made
     /// ready for it); otherwise the breaker decides again, now. A refusal is counted.
+    #[inline]
     pub(crate) fn acquire(self, breaker: &Breaker) -> Result<Permit, CircuitOpen> {
         let ramp_pass = match self.0 {
             Ok(ramp_pass) => ramp_pass,
@@ -126,6 +132,7 @@ impl fmt::Debug for Permit {
 impl Permit {
     /// Records the call's outcome; a call slower than the slow-call threshold is a failure
     /// whatever `failure` says.
+    #[inline]
     pub(crate) fn record(mut self, failure: bool) {
         self.recorded = true;
         let slow = match (self.started, self.local.slow_call) {
@@ -139,6 +146,7 @@ impl Permit {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         if !self.recorded {
             self.local.machine.cancel(self.ticket);

@@ -42,6 +42,7 @@ pub(crate) const THREAD_GROUPS: usize = 4;
 
 /// The group of the current thread: threads are dealt round-robin over the groups as they
 /// first count something.
+#[inline]
 pub(crate) fn thread_group() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -93,6 +94,7 @@ impl PerThreadCounters {
     }
 
     /// Counts one completed call on `group`'s counters.
+    #[inline]
     pub(crate) fn outcome(&self, group: usize, failure: bool) {
         let counters = &self.groups[group].0;
         if failure {

@@ -188,7 +188,7 @@ where
             .unwrap_or_default()
     }
 
-    /// The keys that have a breaker now, most recently used first.
+    /// The keys that have a breaker now.
     pub fn keys(&self) -> Vec<K> {
         self.snapshot().into_iter().map(|(k, _)| k).collect()
     }

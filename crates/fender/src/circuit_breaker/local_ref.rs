@@ -42,6 +42,7 @@ impl LocalRefs {
     }
 
     /// The reference of the current thread's group.
+    #[inline]
     pub(crate) fn current(&self) -> &Arc<LocalRef> {
         &self.refs[thread_group()]
     }

@@ -120,6 +120,7 @@ impl Machine {
         }
     }
 
+    #[inline]
     pub(super) fn load(&self) -> StateWord {
         StateWord::from_bits(self.hot.0.word.load(Acquire))
     }
@@ -187,6 +188,7 @@ impl Machine {
     /// probe slot taken, or a recovering one whose ramp does not admit this call. `Ok(true)`
     /// means the ramp admitted it (pass that to [`admit`](Self::admit)). Nothing is reserved:
     /// probe slots are only taken by `admit`.
+    #[inline]
     pub(crate) fn check(&self, ramp_pass: bool) -> Result<bool, CircuitOpen> {
         let w = self.load();
         match w.kind() {
@@ -306,6 +308,7 @@ impl Machine {
         }
     }
 
+    #[inline]
     fn closed_ticket(&self, epoch: u64) -> Ticket {
         Ticket::Closed {
             epoch,

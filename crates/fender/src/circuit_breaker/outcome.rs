@@ -18,6 +18,7 @@ use super::sync::{
 
 impl Machine {
     /// Records the outcome of an admitted call, counting it on thread group `group`.
+    #[inline]
     pub(crate) fn record(&self, group: usize, ticket: Ticket, failure: bool) {
         self.counters.outcome(group, failure);
         let transition = match ticket {

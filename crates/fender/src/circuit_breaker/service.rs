@@ -126,6 +126,7 @@ where
 }
 
 /// The breaker of a single-breaker service's layer.
+#[inline]
 fn made(slot: &SingleSlot) -> &Breaker {
     slot.built
         .get()
