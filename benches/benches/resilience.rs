@@ -1,13 +1,17 @@
-//! The resilience simulation: five scenarios under every client strategy, over many seeds, in
+//! The resilience simulation: six scenarios under every client strategy, over many seeds, in
 //! virtual time, printed as Markdown: the goal table of the fender default stack first, then
 //! one table per scenario with every row's figures.
+//!
+//! S1 to S5 run the five main rows; S6 (a heavy tail) runs the default stack with and without
+//! a hedge layer.
 //!
 //! ```text
 //! cargo bench --bench resilience                          # everything
 //! cargo bench --bench resilience -- --goals               # the goal table only (default stack)
 //! cargo bench --bench resilience -- --only S1,S4          # some scenarios
-//! cargo bench --bench resilience -- --rows default,tower  # some rows (none, naive, tower,
-//!                                                         # retry, default, retry4, rate-breaker)
+//! cargo bench --bench resilience -- --rows default,tower  # some rows, in every scenario (none,
+//!                                                         # naive, tower, retry, default, retry4,
+//!                                                         # rate-breaker, hedge, hedge-fixed)
 //! cargo bench --bench resilience -- --seeds 20            # seeds 1 to 20 in every scenario
 //! cargo bench --bench resilience -- --per-caller          # a stack per caller, not one shared
 //! cargo bench --bench resilience -- --threads 1           # OS threads (default: all cores)
@@ -15,11 +19,14 @@
 
 use std::time::Instant;
 
-use fender_benches::sim::{Kind, Row, Scenario, Strategy, goal_table, sweep, table, verdict};
+use fender_benches::sim::{
+    Kind, Row, Scenario, Strategy, goal_strategies, goal_table, sweep_rows, table, verdict,
+};
 
 struct Options {
     kinds: Vec<Kind>,
-    strategies: Vec<Strategy>,
+    /// The rows of every scenario, when given; otherwise each scenario's own.
+    strategies: Option<Vec<Strategy>>,
     seeds: Option<u64>,
     goals: bool,
     per_caller: bool,
@@ -29,7 +36,7 @@ struct Options {
 fn options() -> Options {
     let mut options = Options {
         kinds: Kind::ALL.to_vec(),
-        strategies: Strategy::MAIN.to_vec(),
+        strategies: None,
         seeds: None,
         goals: false,
         per_caller: false,
@@ -47,7 +54,7 @@ fn options() -> Options {
             }
             "--rows" => {
                 let list = args.next().expect("--rows takes rows: default,tower");
-                options.strategies = list
+                let strategies = list
                     .split(',')
                     .map(|key| {
                         Strategy::from_key(key).unwrap_or_else(|| {
@@ -56,6 +63,7 @@ fn options() -> Options {
                         })
                     })
                     .collect();
+                options.strategies = Some(strategies);
             }
             "--seeds" => options.seeds = Some(number(args.next(), "--seeds").max(1)),
             "--threads" => options.threads = number(args.next(), "--threads").max(1) as usize,
@@ -67,49 +75,62 @@ fn options() -> Options {
     }
     options.kinds.sort_unstable();
     options.kinds.dedup();
-    if options.goals {
-        options.strategies = vec![Strategy::FenderDefault];
-    }
     options
+}
+
+impl Options {
+    /// The strategies `kind` runs: the goal's rows under `--goals`, the given ones under
+    /// `--rows`, else the scenario's own.
+    fn strategies(&self, kind: Kind) -> Vec<Strategy> {
+        if self.goals {
+            goal_strategies(kind).to_vec()
+        } else if let Some(strategies) = &self.strategies {
+            strategies.clone()
+        } else {
+            kind.strategies().to_vec()
+        }
+    }
+
+    fn row(&self, strategy: Strategy) -> Row {
+        if self.per_caller {
+            Row::per_caller(strategy)
+        } else {
+            Row::shared(strategy)
+        }
+    }
 }
 
 fn main() {
     let options = options();
     let wall = Instant::now();
-    let rows: Vec<Row> = options
-        .strategies
-        .iter()
-        .map(|&s| {
-            if options.per_caller {
-                Row::per_caller(s)
-            } else {
-                Row::shared(s)
-            }
-        })
-        .collect();
+    let rows = |s: &Scenario| -> Vec<Row> {
+        let strategies = options.strategies(s.kind);
+        strategies.into_iter().map(|s| options.row(s)).collect()
+    };
     let scenarios: Vec<Scenario> = options
         .kinds
         .iter()
         .flat_map(|&k| Scenario::of(k))
         .collect();
     let seeds = |s: &Scenario| options.seeds.unwrap_or(s.kind.default_seeds());
-    let sweeps = sweep(&scenarios, &rows, seeds, options.threads);
+    let sweeps = sweep_rows(&scenarios, rows, seeds, options.threads);
     let simulated = wall.elapsed();
 
-    let of = |kind: Kind, row: Option<Row>| -> Vec<_> {
+    let of = |kind: Kind, rows: Option<&[Strategy]>| -> Vec<_> {
         sweeps
             .iter()
-            .filter(|s| s.scenario.kind == kind && row.is_none_or(|r| s.row == r))
+            .filter(|s| {
+                s.scenario.kind == kind
+                    && rows.is_none_or(|rows| {
+                        rows.iter().any(|&strategy| s.row == options.row(strategy))
+                    })
+            })
             .collect()
-    };
-    let default = Row {
-        strategy: Strategy::FenderDefault,
-        shared_stack: !options.per_caller,
     };
     let verdicts: Vec<_> = options
         .kinds
         .iter()
-        .filter_map(|&kind| verdict(kind, &of(kind, Some(default))))
+        .filter_map(|&kind| verdict(kind, &of(kind, Some(goal_strategies(kind)))))
         .collect();
 
     println!("## Resilience simulation\n");

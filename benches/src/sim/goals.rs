@@ -1,13 +1,15 @@
 //! The goals of the fender default stack, one per scenario, checked against a sweep's runs.
 //!
 //! Every check is on whole numbers (`succeeded * 1000 >= 998 * offered`, not floats), on every
-//! seed of the sweep: a goal holds when its worst seed meets it.
+//! seed of the sweep: a goal holds when its worst seed meets it. S6's goal compares two rows
+//! seed by seed: the default stack with a hedge layer outside it, and without.
 
 use std::time::Duration;
 
-use super::report::{count, load, pct, recovery};
+use super::report::{count, load, millis, pct, ratio, recovery};
 use super::run::Measures;
 use super::scenario::Kind;
+use super::strategy::Strategy;
 use super::sweep::Sweep;
 
 /// One goal and how a sweep did against it.
@@ -41,11 +43,22 @@ pub fn goal(kind: Kind) -> &'static str {
         Kind::S3 => "S3: outage load ≤ 0.05x and recovery ≤ 40 s, each outage length",
         Kind::S4 => "S4: arrivals under pushback = 0 and success ≥ 66.7%",
         Kind::S5 => "S5: ≥ 90% success and peak ≤ 150 per 100 ms",
+        Kind::S6 => "S6: + hedge at p95: caller p99 ≥ 5x lower at ≤ 5% extra load",
+    }
+}
+
+/// The rows the goal of `kind` is checked on: the default stack, and for S6 also the default
+/// stack with a hedge layer outside it.
+pub fn goal_strategies(kind: Kind) -> &'static [Strategy] {
+    match kind {
+        Kind::S6 => &[Strategy::FenderDefault, Strategy::FenderHedge],
+        _ => &[Strategy::FenderDefault],
     }
 }
 
 /// The verdict on the sweeps of `kind` (several for S3, one per outage length; one for the
-/// others), all of the same row. `None` when `sweeps` is empty.
+/// others), all of the same row; for S6, one sweep of each of [`goal_strategies`]. `None` when
+/// a sweep it needs is missing.
 pub fn verdict(kind: Kind, sweeps: &[&Sweep]) -> Option<Verdict> {
     let first = sweeps.first()?;
     let runs = || sweeps.iter().flat_map(|s| s.runs.iter());
@@ -108,6 +121,7 @@ pub fn verdict(kind: Kind, sweeps: &[&Sweep]) -> Option<Verdict> {
             );
             (figures, pass)
         }
+        Kind::S6 => return hedge_verdict(sweeps),
         Kind::S5 => {
             let pass = runs().all(|r| at_least(r.succeeded, r.offered, 900) && r.peak <= 150);
             let worst = first.worst_success();
@@ -123,6 +137,48 @@ pub fn verdict(kind: Kind, sweeps: &[&Sweep]) -> Option<Verdict> {
     Some(Verdict {
         kind,
         goal: goal(kind),
+        figures,
+        pass,
+    })
+}
+
+/// S6: seed by seed, the hedged row's caller p99 at most a fifth of the default row's, and its
+/// arrivals at most 105% of the default row's.
+fn hedge_verdict(sweeps: &[&Sweep]) -> Option<Verdict> {
+    let of = |strategy| sweeps.iter().find(|s| s.row.strategy == strategy);
+    let base = of(Strategy::FenderDefault)?;
+    let hedged = of(Strategy::FenderHedge)?;
+    let pairs: Vec<(&Measures, &Measures)> = base.runs.iter().zip(&hedged.runs).collect();
+    let (base_run, hedged_run) = *pairs.first()?;
+    debug_assert_eq!(
+        base_run.seed, hedged_run.seed,
+        "runs of both rows in order of seed"
+    );
+    let pass = pairs
+        .iter()
+        .all(|(b, h)| h.p99 * 5 <= b.p99 && h.arrivals * 100 <= 105 * b.arrivals);
+    // The seed where hedging helps least, and the one where it costs most.
+    let gain = |(b, h): &(&Measures, &Measures)| b.p99.as_secs_f64() / h.p99.as_secs_f64();
+    let extra = |(b, h): &(&Measures, &Measures)| h.arrivals as f64 / b.arrivals as f64;
+    let least = pairs
+        .iter()
+        .min_by(|x, y| gain(x).total_cmp(&gain(y)))
+        .expect("a pair");
+    let most = pairs
+        .iter()
+        .max_by(|x, y| extra(x).total_cmp(&extra(y)))
+        .expect("a pair");
+    let figures = format!(
+        "worst seed {}: p99 {} vs {} ({} lower); heaviest load {} the default's",
+        least.0.seed,
+        millis(least.1.p99),
+        millis(least.0.p99),
+        ratio(gain(least)),
+        load(extra(most), 3)
+    );
+    Some(Verdict {
+        kind: Kind::S6,
+        goal: goal(Kind::S6),
         figures,
         pass,
     })

@@ -1,6 +1,7 @@
 //! A resilience simulation in virtual time: callers, one client stack (or one per caller), one
-//! scripted upstream, five scenarios of failures, and a row per client strategy (no retry, the
-//! contract's naive loop, `tower::retry`, fender's retry alone, fender's default stack).
+//! scripted upstream, five scenarios of failures and one of slow responses, and a row per
+//! client strategy (no retry, the contract's naive loop, `tower::retry`, fender's retry alone,
+//! fender's default stack; for the slow responses, the default stack with and without hedging).
 //!
 //! Every run uses a current-thread tokio runtime with a paused clock, so minutes of scenario
 //! take a fraction of a second and a seed gives exactly the same numbers every time; seeds run
@@ -21,6 +22,8 @@
 //!   response whose `Retry-After` had not run out at `t` (received at + delay > `t`), new
 //!   requests and retries alike;
 //! - **peak**: the most arrivals in any 100 ms window, leaving out those at exactly t = 0;
+//! - **caller p50, p99**: percentiles (nearest rank) of the time from each offer until its
+//!   caller got an answer, or gave up at the caller timeout;
 //! - **worst seed**: the seed with the lowest success rate.
 
 mod goals;
@@ -31,15 +34,18 @@ mod scenario;
 mod strategy;
 mod sweep;
 
-pub use goals::{Verdict, goal, verdict};
+pub use goals::{Verdict, goal, goal_strategies, verdict};
 pub use probe::{Event, Log, Probe, ProbeFuture, REQUEST_NUMBER};
-pub use report::{count, goal_table, load, pct, recovery, table};
-pub use run::{Arrival, Measures, Outage, Outcome, Pushback, classify, measure, simulate};
+pub use report::{count, goal_table, load, millis, pct, ratio, recovery, table};
+pub use run::{
+    Arrival, Measures, Outage, Outcome, Pushback, classify, measure, quantile, simulate,
+};
 pub use scenario::{Failure, Kind, LATENCY, Row, Scenario};
 pub use strategy::{
-    Client, NaiveRetry, RequestBody, Strategy, TowerPolicy, TowerRng, boxed, fender_default,
+    Client, HEDGE_AFTER, NaiveRetry, RequestBody, Strategy, TowerPolicy, TowerRng, boxed,
+    fender_default, fender_hedged,
 };
-pub use sweep::{Job, Sweep, run_jobs, sweep};
+pub use sweep::{Job, Sweep, run_jobs, sweep, sweep_rows};
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +229,8 @@ mod tests {
             outage: None,
             pushback: Pushback::default(),
             peak: 0,
+            p50: Duration::from_millis(20),
+            p99: Duration::from_millis(20),
         }
     }
 
@@ -261,6 +269,75 @@ mod tests {
         assert!(!verdict(Kind::S1, &[&short]).expect("a verdict").pass);
         let heavy = sweep_of(vec![run(1, 1000, 1121), run(2, 1000, 1000)]);
         assert!(!verdict(Kind::S1, &[&heavy]).expect("a verdict").pass);
+    }
+
+    /// A small S6: 20 callers at 100 requests/s for 20 s, 2% of responses after 1 s.
+    fn small_tail() -> Scenario {
+        let mut scenario = small(
+            Failure::HeavyTail {
+                share: 0.02,
+                slow: secs(1),
+            },
+            20,
+            Duration::from_millis(200),
+            secs(20),
+        );
+        scenario.kind = Kind::S6;
+        scenario
+    }
+
+    #[test]
+    fn hedging_cuts_the_heavy_tail_for_a_few_percent_more_load() {
+        let scenario = small_tail();
+        let default = simulate(&scenario, Row::shared(Strategy::FenderDefault), 4);
+        assert_eq!(default.succeeded, default.offered);
+        assert_eq!(default.arrivals, default.offered, "nothing to retry");
+        assert_eq!(default.p50, LATENCY);
+        assert_eq!(default.p99, secs(1), "2% of answers take 1 s");
+
+        let hedged = simulate(&scenario, Row::shared(Strategy::FenderHedge), 4);
+        assert_eq!(hedged.succeeded, hedged.offered);
+        assert_eq!(hedged.p50, LATENCY, "the usual request is not hedged");
+        assert!(
+            hedged.p99 * 5 <= default.p99,
+            "p99 {:?} against {:?}",
+            hedged.p99,
+            default.p99
+        );
+        let extra = hedged.arrivals - hedged.offered;
+        assert!(
+            extra * 100 <= 5 * hedged.offered,
+            "{extra} hedges for {} requests",
+            hedged.offered
+        );
+        assert!(extra > 0, "the slow ones were hedged");
+
+        let verdict = verdict(
+            Kind::S6,
+            &[
+                &sweep_of_row(Strategy::FenderDefault, default),
+                &sweep_of_row(Strategy::FenderHedge, hedged),
+            ],
+        )
+        .expect("both rows");
+        assert!(verdict.pass, "{verdict:?}");
+    }
+
+    #[test]
+    fn a_fixed_hedge_delay_waits_for_its_delay() {
+        let scenario = small_tail();
+        let fixed = simulate(&scenario, Row::shared(Strategy::FenderHedgeFixed), 4);
+        assert_eq!(fixed.p50, LATENCY);
+        // A slow primary is hedged at 30 ms and the hedge answers 20 ms later.
+        assert_eq!(fixed.p99, HEDGE_AFTER + LATENCY);
+    }
+
+    fn sweep_of_row(strategy: Strategy, run: Measures) -> Sweep {
+        Sweep {
+            scenario: small_tail(),
+            row: Row::shared(strategy),
+            runs: vec![run],
+        }
     }
 
     #[tokio::test]

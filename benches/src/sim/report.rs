@@ -25,6 +25,16 @@ pub fn load(value: f64, decimals: i32) -> String {
     format!("{:.*}x", decimals as usize, steps / scale)
 }
 
+/// `40 ms`, `1,020 ms`: a latency in whole milliseconds, rounded up.
+pub fn millis(d: Duration) -> String {
+    format!("{} ms", count(d.as_micros().div_ceil(1_000) as usize))
+}
+
+/// `25.0x`: how many times smaller, rounded down to one decimal.
+pub fn ratio(value: f64) -> String {
+    format!("{:.1}x", (value * 10.0).floor() / 10.0)
+}
+
 /// `9 s`, or `not in the run`.
 pub fn recovery(d: Option<Duration>) -> String {
     d.map_or_else(
@@ -82,6 +92,7 @@ pub fn table(kind: Kind, sweeps: &[&Sweep]) -> String {
         Kind::S3 => outage_table(sweeps),
         Kind::S4 => pushback_table(sweeps),
         Kind::S5 => herd_table(sweeps),
+        Kind::S6 => tail_table(sweeps),
     }
 }
 
@@ -213,6 +224,40 @@ fn herd_table(sweeps: &[&Sweep]) -> String {
     out
 }
 
+fn tail_table(sweeps: &[&Sweep]) -> String {
+    let mut out = String::from(
+        "| strategy | success | caller p50 | caller p99 | p99, worst seed | mean load | worst load |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for s in sweeps {
+        let (success_low, success_high) = s.range(|r| r.succeeded);
+        let (p50_low, p50_high) = s.range(|r| r.p50);
+        let (p99_low, p99_high) = s.range(|r| r.p99);
+        let slowest = s
+            .runs
+            .iter()
+            .max_by_key(|r| (r.p99, std::cmp::Reverse(r.seed)))
+            .expect("a run");
+        let offered = s.runs[0].offered as f64;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} (seed {}) | {} | {} |",
+            s.row.label(),
+            range(
+                pct(success_low as f64 / offered),
+                pct(success_high as f64 / offered)
+            ),
+            range(millis(p50_low), millis(p50_high)),
+            range(millis(p99_low), millis(p99_high)),
+            millis(slowest.p99),
+            slowest.seed,
+            load(s.mean(Measures::load), 3),
+            load(s.worst_load().load(), 3),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +269,13 @@ mod tests {
         assert_eq!(load(1.1201, 2), "1.13x");
         assert_eq!(load(1.12, 2), "1.12x");
         assert_eq!(load(0.0, 3), "0.000x");
+    }
+
+    #[test]
+    fn latencies_round_up_and_ratios_down() {
+        assert_eq!(millis(Duration::from_micros(40_001)), "41 ms");
+        assert_eq!(millis(Duration::from_secs(1)), "1,000 ms");
+        assert_eq!(ratio(24.99), "24.9x");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Outcome {
     pub offered: Duration,
     /// Whether the caller got a 2xx within the caller timeout.
     pub ok: bool,
+    /// How long the caller waited: until its answer, or the caller timeout.
+    pub latency: Duration,
 }
 
 /// One attempt as the upstream received it, classified.
@@ -87,6 +89,10 @@ pub struct Measures {
     pub pushback: Pushback,
     /// The most arrivals in any 100 ms window, leaving out those at exactly t = 0.
     pub peak: usize,
+    /// The median of the callers' latencies ([`Outcome::latency`]), answered or not.
+    pub p50: Duration,
+    /// The 99th percentile of the callers' latencies (nearest rank), answered or not.
+    pub p99: Duration,
 }
 
 impl Measures {
@@ -179,13 +185,18 @@ async fn run(scenario: &Scenario, row: Row, seed: u64) -> Measures {
         // allocation big enough to make the allocator consolidate its free lists every time.
         tasks.push(tokio::spawn(Box::pin(async move {
             let answer = tokio::time::timeout(timeout, client.oneshot(request)).await;
-            matches!(answer, Ok(Ok(status)) if status.is_success())
+            let ok = matches!(answer, Ok(Ok(status)) if status.is_success());
+            (ok, at.elapsed())
         })));
     }
     let mut outcomes = Vec::with_capacity(offers.len());
     for (task, &(offered, _)) in tasks.into_iter().zip(&offers) {
-        let ok = task.await.expect("a request task");
-        outcomes.push(Outcome { offered, ok });
+        let (ok, latency) = task.await.expect("a request task");
+        outcomes.push(Outcome {
+            offered,
+            ok,
+            latency,
+        });
     }
     drop(clients);
     let events = log.take();
@@ -244,6 +255,7 @@ pub fn measure(
             recovery: recovery(outcomes, to, scenario.duration),
         }
     });
+    let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
     let after_start: Vec<Duration> = arrivals
         .iter()
         .map(|a| a.at)
@@ -258,7 +270,18 @@ pub fn measure(
         outage,
         pushback,
         peak: peak(&after_start),
+        p50: quantile(&mut latencies, 0.50),
+        p99: quantile(&mut latencies, 0.99),
     }
+}
+
+/// The nearest-rank `q` quantile of `values` (reordered in place); zero when there are none.
+pub fn quantile(values: &mut [Duration], q: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+    *values.select_nth_unstable(rank).1
 }
 
 /// The most of the sorted `times` in any window of `PEAK_WINDOW`.
@@ -334,6 +357,7 @@ mod tests {
         let outcomes = [Outcome {
             offered: ms(0),
             ok: true,
+            latency: ms(20),
         }; 3];
         let at = |t| Arrival {
             at: ms(t),
@@ -399,6 +423,7 @@ mod tests {
         let outcome = |offered: u64, ok: bool| Outcome {
             offered: ms(offered),
             ok,
+            latency: ms(20),
         };
         // Seconds 10, 11 and 12 after a recovery at 10 s: 50%, 100%, 100%.
         let mut outcomes = vec![outcome(10_100, false), outcome(10_200, true)];
@@ -418,6 +443,15 @@ mod tests {
         outcomes.push(outcome(12_999, false));
         outcomes.push(outcome(12_998, false));
         assert_eq!(recovery(&outcomes, ms(10_000), ms(13_000)), None);
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let mut values: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        assert_eq!(quantile(&mut values, 0.99), ms(99));
+        assert_eq!(quantile(&mut values, 0.50), ms(50));
+        assert_eq!(quantile(&mut values[..1], 0.99), ms(1));
+        assert_eq!(quantile(&mut [], 0.99), Duration::ZERO);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use fender_testkit::{Plan, Reply};
 
 use super::strategy::Strategy;
 
-/// How long the upstream takes to answer any request, in every scenario.
+/// How long the upstream takes to answer any request, in every scenario (but for S6's slow
+/// responses).
 pub const LATENCY: Duration = Duration::from_millis(20);
 
 /// What the upstream does.
@@ -38,10 +39,18 @@ pub enum Failure {
         /// How long the upstream fails from the start of the run.
         failing: Duration,
     },
+    /// Every request is answered 200; each one independently, with probability `share`, after
+    /// `slow` instead of [`LATENCY`].
+    HeavyTail {
+        /// The share of slow responses.
+        share: f64,
+        /// How long a slow response takes.
+        slow: Duration,
+    },
 }
 
-/// Which of the five scenarios a [`Scenario`] is: it picks the measures its table shows and
-/// the goal that applies to it.
+/// Which of the six scenarios a [`Scenario`] is: it picks the measures its table shows, the
+/// goal that applies to it and the rows it runs by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// 10% transient 503s.
@@ -54,13 +63,15 @@ pub enum Kind {
     S4,
     /// A herd of callers that all fail at once.
     S5,
+    /// A heavy tail: a few responses are very slow.
+    S6,
 }
 
 impl Kind {
-    /// All five, in order.
-    pub const ALL: [Kind; 5] = [Kind::S1, Kind::S2, Kind::S3, Kind::S4, Kind::S5];
+    /// All six, in order.
+    pub const ALL: [Kind; 6] = [Kind::S1, Kind::S2, Kind::S3, Kind::S4, Kind::S5, Kind::S6];
 
-    /// `"S1"` to `"S5"`.
+    /// `"S1"` to `"S6"`.
     pub fn id(self) -> &'static str {
         match self {
             Kind::S1 => "S1",
@@ -68,6 +79,7 @@ impl Kind {
             Kind::S3 => "S3",
             Kind::S4 => "S4",
             Kind::S5 => "S5",
+            Kind::S6 => "S6",
         }
     }
 
@@ -80,11 +92,20 @@ impl Kind {
 
     /// How many seeds a sweep runs unless told otherwise: 100 for the transient scenarios, 10
     /// for the others, whose only random inputs are the callers' offsets and the strategies'
-    /// jitter.
+    /// jitter (and, for S6, the slow responses: 300 of them per run).
     pub fn default_seeds(self) -> u64 {
         match self {
             Kind::S1 | Kind::S2 => 100,
-            Kind::S3 | Kind::S4 | Kind::S5 => 10,
+            Kind::S3 | Kind::S4 | Kind::S5 | Kind::S6 => 10,
+        }
+    }
+
+    /// The strategies its table shows unless told otherwise: [`Strategy::MAIN`] for S1 to S5;
+    /// for S6, which is about hedging, the default stack with and without a hedge layer.
+    pub fn strategies(self) -> &'static [Strategy] {
+        match self {
+            Kind::S6 => &[Strategy::FenderDefault, Strategy::FenderHedge],
+            _ => &Strategy::MAIN,
         }
     }
 }
@@ -218,6 +239,19 @@ impl Scenario {
         }
     }
 
+    /// S6: 50 callers, one `GET` every 200 ms each (250 requests/s) for 60 s; every response a
+    /// 200, 2% of them (independently, seeded) after 1 s, the others after 20 ms.
+    pub fn s6() -> Scenario {
+        Scenario::steady(
+            Kind::S6,
+            Failure::HeavyTail {
+                share: 0.02,
+                slow: Duration::from_secs(1),
+            },
+            Duration::from_secs(60),
+        )
+    }
+
     /// The scenarios of `kind`: one, or three for S3 (one per outage length).
     pub fn of(kind: Kind) -> Vec<Scenario> {
         match kind {
@@ -229,6 +263,7 @@ impl Scenario {
                 .collect(),
             Kind::S4 => vec![Scenario::s4()],
             Kind::S5 => vec![Scenario::s5()],
+            Kind::S6 => vec![Scenario::s6()],
         }
     }
 
@@ -260,6 +295,10 @@ impl Scenario {
             Failure::Startup { failing } => {
                 format!("503 for the first {} s, healthy after", failing.as_secs())
             }
+            Failure::HeavyTail { share, slow } => format!(
+                "every attempt 200, after {} ms with p = {share:.2}",
+                slow.as_millis()
+            ),
         };
         let load = if self.period.is_zero() {
             format!("{} callers, one GET each at t = 0", self.callers)
@@ -305,6 +344,9 @@ impl Scenario {
                 .then(failing, Plan::always(unavailable()))
                 .starting_now()
                 .finally(Plan::always(ok())),
+            Failure::HeavyTail { share, slow } => Plan::random(seed)
+                .with(share, Reply::ok().delay(slow))
+                .otherwise(ok()),
         }
     }
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use fender::BoxError;
 use fender::circuit_breaker::{CircuitBreakerLayer, FailureRate};
+use fender::client::ClientStack;
+use fender::hedge::HedgeLayer;
 use fender::retry::RetryLayer;
 use fender_testkit::TestBody;
 use http::{Request, Response, StatusCode};
@@ -47,12 +49,25 @@ where
 /// as the README builds it; this is the one place to change when the default changes. `seed`
 /// seeds the layers' random sources.
 pub fn fender_default(inner: Probe, seed: u64) -> Client {
-    boxed(
-        fender::ClientLayer::new()
-            .retry(RetryLayer::new().rng_seed(seed))
-            .breaker(CircuitBreakerLayer::new().seed(seed))
-            .layer(inner),
-    )
+    boxed(default_stack(inner, seed))
+}
+
+/// The stack of [`fender_default`], unboxed, for the rows that wrap it.
+fn default_stack(inner: Probe, seed: u64) -> ClientStack<Probe> {
+    fender::ClientLayer::new()
+        .retry(RetryLayer::new().rng_seed(seed))
+        .breaker(CircuitBreakerLayer::new().seed(seed))
+        .layer(inner)
+}
+
+/// The fixed delay of the [`Strategy::FenderHedgeFixed`] row: a little over the upstream's
+/// usual latency ([`LATENCY`](super::scenario::LATENCY), 20 ms).
+pub const HEDGE_AFTER: Duration = Duration::from_millis(30);
+
+/// The default stack with `hedge` outside it: [`fender_default`] plus hedging, with the hedge
+/// layer's own budget (5% of requests plus one per second).
+pub fn fender_hedged(inner: Probe, seed: u64, hedge: HedgeLayer) -> Client {
+    boxed(hedge.layer(default_stack(inner, seed)))
 }
 
 /// One way of calling the upstream: a row of every table.
@@ -76,10 +91,15 @@ pub enum Strategy {
     /// `RetryLayer::new()` outside a breaker that trips on a failure rate of 50% over the last
     /// 100 calls (once 20 are in) instead of 5 consecutive failures.
     FenderRetryRateBreaker,
+    /// [`fender_hedged`] with `HedgeLayer::percentile(0.95)`: the default stack, and a hedge
+    /// for a request still unanswered at the 95th percentile of recent latencies.
+    FenderHedge,
+    /// [`fender_hedged`] with `HedgeLayer::after(HEDGE_AFTER)`: a hedge after a fixed 30 ms.
+    FenderHedgeFixed,
 }
 
 impl Strategy {
-    /// The five rows every table shows unless told otherwise.
+    /// The five rows the tables of S1 to S5 show unless told otherwise.
     pub const MAIN: [Strategy; 5] = [
         Strategy::NoRetry,
         Strategy::Naive,
@@ -89,7 +109,7 @@ impl Strategy {
     ];
 
     /// Every strategy, the extra rows last.
-    pub const ALL: [Strategy; 7] = [
+    pub const ALL: [Strategy; 9] = [
         Strategy::NoRetry,
         Strategy::Naive,
         Strategy::Tower,
@@ -97,6 +117,8 @@ impl Strategy {
         Strategy::FenderDefault,
         Strategy::FenderRetry4,
         Strategy::FenderRetryRateBreaker,
+        Strategy::FenderHedge,
+        Strategy::FenderHedgeFixed,
     ];
 
     /// The row label.
@@ -109,6 +131,8 @@ impl Strategy {
             Strategy::FenderDefault => "fender default stack",
             Strategy::FenderRetry4 => "fender retry, 4 attempts",
             Strategy::FenderRetryRateBreaker => "fender retry + breaker on 50% of 100 calls",
+            Strategy::FenderHedge => "fender default stack + hedge at p95",
+            Strategy::FenderHedgeFixed => "fender default stack + hedge after 30 ms",
         }
     }
 
@@ -122,6 +146,8 @@ impl Strategy {
             Strategy::FenderDefault => "default",
             Strategy::FenderRetry4 => "retry4",
             Strategy::FenderRetryRateBreaker => "rate-breaker",
+            Strategy::FenderHedge => "hedge",
+            Strategy::FenderHedgeFixed => "hedge-fixed",
         }
     }
 
@@ -156,6 +182,10 @@ impl Strategy {
                     .seed(seed)
                     .layer(inner);
                 boxed(RetryLayer::new().rng_seed(seed).layer(breaker))
+            }
+            Strategy::FenderHedge => fender_hedged(inner, seed, HedgeLayer::percentile(0.95)),
+            Strategy::FenderHedgeFixed => {
+                fender_hedged(inner, seed, HedgeLayer::after(HEDGE_AFTER))
             }
         }
     }

@@ -152,9 +152,20 @@ pub fn sweep(
     seeds: impl Fn(&Scenario) -> u64,
     threads: usize,
 ) -> Vec<Sweep> {
+    sweep_rows(scenarios, |_| rows.to_vec(), seeds, threads)
+}
+
+/// Like [`sweep`], with rows of each scenario's own: every scenario × `rows(scenario)` × seeds
+/// `1..=seeds(scenario)`, all on the same `threads` threads.
+pub fn sweep_rows(
+    scenarios: &[Scenario],
+    rows: impl Fn(&Scenario) -> Vec<Row>,
+    seeds: impl Fn(&Scenario) -> u64,
+    threads: usize,
+) -> Vec<Sweep> {
     let mut jobs = Vec::new();
     for scenario in scenarios {
-        for &row in rows {
+        for row in rows(scenario) {
             for seed in 1..=seeds(scenario) {
                 jobs.push(Job {
                     scenario: *scenario,
@@ -167,7 +178,7 @@ pub fn sweep(
     let mut measures = run_jobs(&jobs, threads).into_iter();
     let mut sweeps = Vec::new();
     for scenario in scenarios {
-        for &row in rows {
+        for row in rows(scenario) {
             let runs = measures.by_ref().take(seeds(scenario) as usize).collect();
             sweeps.push(Sweep {
                 scenario: *scenario,

@@ -58,6 +58,8 @@ pub mod client;
 pub mod code;
 pub mod error;
 pub mod headers;
+#[cfg(feature = "retry")]
+pub mod hedge;
 pub mod request_id;
 #[cfg(feature = "retry")]
 pub mod retry;
@@ -78,6 +80,8 @@ pub use code::ErrorCode;
 pub use envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
 pub use error::ApiError;
 pub use error::Origin;
+#[cfg(feature = "retry")]
+pub use hedge::HedgeLayer;
 #[cfg(feature = "retry")]
 pub use retry::RetryLayer;
 
