@@ -26,6 +26,26 @@ use crate::{ApiError, BoxError};
 pub(crate) struct RequestLine {
     pub(crate) method: Method,
     pub(crate) uri: http::Uri,
+    /// The caller's `x-attempt-count` (1 when it sent none or nonsense), so logs show which
+    /// requests were retries.
+    pub(crate) attempt: u32,
+}
+
+impl RequestLine {
+    pub(crate) fn of<B>(req: &http::Request<B>) -> Self {
+        let attempt = req
+            .headers()
+            .get(crate::headers::X_ATTEMPT_COUNT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(1);
+        RequestLine {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            attempt,
+        }
+    }
 }
 
 pin_project! {
@@ -266,17 +286,17 @@ fn log(api: &ApiError, line: &RequestLine) {
         match api.source_error() {
             Some(source) => tracing::error!(
                 request_id, status, code, method = %line.method, uri = %line.uri,
-                error = %DisplayChain(source), "{}", api.message()
+                attempt = line.attempt, error = %DisplayChain(source), "{}", api.message()
             ),
             None => tracing::error!(
                 request_id, status, code, method = %line.method, uri = %line.uri,
-                "{}", api.message()
+                attempt = line.attempt, "{}", api.message()
             ),
         }
     } else {
         tracing::debug!(
             request_id, status, code, method = %line.method, uri = %line.uri,
-            "{}", api.message()
+            attempt = line.attempt, "{}", api.message()
         );
     }
 }

@@ -108,10 +108,7 @@ where
             req.headers_mut()
                 .insert(X_REQUEST_ID.clone(), id.header_value().clone());
         }
-        let line = RequestLine {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-        };
+        let line = RequestLine::of(&req);
         if let Some(err) = self.ready_error.take() {
             return ResponseFuture::failed(err, id, self.config.clone(), line);
         }

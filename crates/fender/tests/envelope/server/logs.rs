@@ -49,3 +49,23 @@ async fn statuses_past_599_become_envelopes_logged_as_errors() {
         assert_eq!(line.split_whitespace().nth(1), Some("ERROR"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn the_callers_attempt_count_is_logged_with_the_request_id() {
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let server = serve_app().await;
+    let mut req = get_with_id(server.url("/nowhere"), "third-try");
+    req.headers_mut()
+        .insert("x-attempt-count", http::HeaderValue::from_static("3"));
+    send(&support::client(), req).await;
+    let line = logs.line_with("third-try");
+    assert!(line.contains("attempt=3"), "{line}");
+    // No header: the first attempt.
+    send(
+        &support::client(),
+        get_with_id(server.url("/nowhere"), "first-try"),
+    )
+    .await;
+    assert!(logs.line_with("first-try").contains("attempt=1"));
+}
