@@ -201,7 +201,7 @@ mod local_ref;
 mod machine;
 mod outcome;
 pub(crate) mod policy;
-mod ramp;
+pub(crate) mod ramp;
 mod service;
 mod state;
 mod state_word;

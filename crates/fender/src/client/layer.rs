@@ -221,7 +221,7 @@ impl<C> ClientLayer<C> {
                     .and_then(|b| b.seed)
                     .unwrap_or_else(rand::random);
                 let make: MakeHost = Arc::new(move |key| {
-                    let salt = super::throttle::splitmix(seed ^ hash(key));
+                    let salt = crate::circuit_breaker::ramp::splitmix(seed ^ hash(key));
                     HostState::new(
                         breaker.clone().map(|config| BreakerCell::new(config, key)),
                         Pushback::new(pushback, salt),

@@ -69,7 +69,7 @@ pub mod gate;
 mod host;
 mod layer;
 mod pushback;
-pub(crate) mod throttle;
+mod throttle;
 
 pub use body::{BodyDeadline, BodyTimeout, DeadlineBody};
 pub use gate::{HostGate, HostPermit, HostScope};

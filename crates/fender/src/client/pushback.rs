@@ -10,6 +10,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 
 use crate::ApiError;
+use crate::circuit_breaker::ramp::{RampSequence, splitmix};
 use crate::classify::Class;
 
 /// How a host's pushback is released after the server's wait ran out.
@@ -41,7 +42,7 @@ enum Phase {
     /// The hold ran out: `in_flight` probes are out, the rest wait for one to come back.
     Probing { in_flight: u32, status: StatusCode },
     /// A probe came back well: a growing share goes, the rest wait a little.
-    Ramp { start: Instant, drawn: u64 },
+    Ramp { start: Instant },
 }
 
 /// One host's pushback. The common path (no pushback) is one relaxed atomic load.
@@ -50,6 +51,8 @@ pub(crate) struct Pushback {
     phase: Mutex<Option<Phase>>,
     config: PushbackConfig,
     jitter: AtomicU64,
+    /// Picks the requests a ramp lets go, as the breaker's ramp does.
+    ramp: RampSequence,
 }
 
 impl fmt::Debug for Pushback {
@@ -77,6 +80,7 @@ impl Pushback {
             phase: Mutex::new(None),
             config,
             jitter: AtomicU64::new(seed),
+            ramp: RampSequence::new(),
         }
     }
 
@@ -101,7 +105,7 @@ impl Pushback {
     /// A short, jittered wait for a request waiting on the release (between 0.5 and 1.5 times
     /// the poll interval), so waiting requests do not ask again in lockstep.
     fn poll(&self) -> Duration {
-        let r = crate::client::throttle::splitmix(
+        let r = splitmix(
             self.jitter
                 .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
         );
@@ -150,7 +154,7 @@ impl Pushback {
                         Verdict::Refuse(refusal(status, Duration::from_secs(1)))
                     };
                 }
-                Some(Phase::Ramp { start, drawn }) => {
+                Some(Phase::Ramp { start }) => {
                     let elapsed = now.saturating_duration_since(start);
                     if elapsed >= self.config.ramp {
                         *phase = None;
@@ -158,11 +162,7 @@ impl Pushback {
                         return Verdict::Go { probe: false };
                     }
                     let share = 0.1 + 0.9 * elapsed.as_secs_f64() / self.config.ramp.as_secs_f64();
-                    *phase = Some(Phase::Ramp {
-                        start,
-                        drawn: drawn + 1,
-                    });
-                    if weyl(drawn) < share {
+                    if self.ramp.draw(share) {
                         return Verdict::Go { probe: false };
                     }
                     let wait = self.poll();
@@ -210,7 +210,6 @@ impl Pushback {
             } else {
                 *phase = Some(Phase::Ramp {
                     start: Instant::now(),
-                    drawn: 0,
                 });
             }
         }
@@ -239,9 +238,4 @@ fn refusal(status: StatusCode, wait: Duration) -> ApiError {
     err.with_status(status)
         .with_retry_after(wait)
         .with_class(Class::Rejected)
-}
-
-/// The `k`-th point of the Weyl sequence `k·φ mod 1`: spreads ramp admissions evenly.
-fn weyl(k: u64) -> f64 {
-    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
 }

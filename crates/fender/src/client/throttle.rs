@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::circuit_breaker::ramp::splitmix;
 use crate::classify::Class;
 
 /// The throttle's settings.
@@ -117,12 +118,4 @@ fn current(buckets: &mut [Bucket; BUCKETS], id: u64) -> &mut Bucket {
         };
     }
     bucket
-}
-
-/// A 64-bit mixer, for cheap seeded randomness.
-pub(crate) fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
