@@ -9,10 +9,21 @@
 //!
 //! The upstream is an axum app behind `ErrorEnvelopeLayer` on 127.0.0.1. Its handler asks a
 //! `fender_testkit` plan what to do with each request, and the plan moves through five phases:
-//! healthy; flaky (20% 503, 5% connection resets); rate limited (429 with `Retry-After: 1`); a
-//! full outage (every request 503); recovery. Two clients send the same seeded workload at the
-//! same time over real TCP: a bare hyper-util client, and the fender stack (envelope decoding,
-//! retry, circuit breaker, per-attempt timeout). The tables at the end compare them.
+//!
+//! 1. healthy;
+//! 2. rate limited: each client may send 3/4 of its rate per second; past that it gets 429
+//!    with `Retry-After` until the second is over, and a request sent while that wait runs is
+//!    refused too and extends the block, as many public APIs treat clients that ignore
+//!    `Retry-After`;
+//! 3. flaky: 30% of requests get 503, 10% a connection reset;
+//! 4. a full outage: every request gets 503;
+//! 5. recovery.
+//!
+//! Two clients send the same seeded workload at the same time over real TCP: a bare hyper-util
+//! client, and `ClientLayer::new()` (envelope decoding, retry, per-host `Retry-After` holds,
+//! adaptive throttling, circuit breaker, per-attempt timeout) with the contract's times scaled
+//! down by one factor. The tables at the end compare them, and the lines under them show what
+//! the rate limiter saw of each client and what the recovery cost against the breaker's bound.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -26,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use clap::Parser;
 use fender::ClientLayer;
-use fender::circuit_breaker::{CircuitBreakerLayer, StateChange};
+use fender::circuit_breaker::{CircuitBreakerLayer, State as CircuitState, StateChange};
 use fender::envelope::ErrorEnvelopeLayer;
 use fender::error::Origin;
 use fender::retry::RetryLayer;
@@ -83,8 +94,8 @@ fn phases(unit: Duration) -> Vec<Phase> {
     let mut start = Duration::ZERO;
     [
         ("healthy", 1.0),
-        ("flaky", 1.5),
         ("rate limited", 1.0),
+        ("flaky", 1.5),
         ("outage", 2.0),
         ("recovery", 1.5),
     ]
@@ -102,8 +113,9 @@ fn phase_at(phases: &[Phase], elapsed: Duration) -> usize {
     phases.iter().rposition(|p| elapsed >= p.start).unwrap_or(0)
 }
 
-/// The time-scaled settings of the fender client (the contract's defaults are 1 s backoff
-/// base and 30 s open circuits, too slow for a demo).
+/// The time-scaled settings of the fender client. The contract's times (1 s backoff base,
+/// 30 s maximum delay, 30 s open circuits, a 10 s ramp) are too slow for a demo, so all of
+/// them are multiplied by one factor, `unit / 75 s` (a 5 s phase gives 1/15).
 struct Settings {
     attempt_timeout: Duration,
     base_delay: Duration,
@@ -114,12 +126,13 @@ struct Settings {
 
 impl Settings {
     fn scaled(unit: Duration) -> Settings {
+        let scale = |contract: Duration| contract.mul_f64(unit.as_secs_f64() / 75.0);
         Settings {
             attempt_timeout: Duration::from_secs(1),
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            open_duration: unit.mul_f64(0.4),
-            ramp: unit.mul_f64(0.4),
+            base_delay: scale(Duration::from_secs(1)),
+            max_delay: scale(Duration::from_secs(30)),
+            open_duration: scale(Duration::from_secs(30)),
+            ramp: scale(Duration::from_secs(10)),
         }
     }
 }
@@ -187,22 +200,135 @@ async fn handler(State(backend): State<UpstreamService>, request: Request) -> Re
     }
 }
 
-fn upstream_plan(phases: &[Phase], seed: u64) -> Plan {
-    let healthy = || Plan::always(Reply::ok().delay(Duration::from_millis(2)));
+/// The upstream's rate limiter: each client (`x-demo-client`) may send `quota` requests per
+/// one-second window. Past the quota the client is told `429` with `Retry-After` until the
+/// window ends, and a request it sends while that wait runs is refused too and extends its
+/// block by a second, as many public APIs penalise clients that ignore `Retry-After`.
+struct Limiter {
+    quota: u32,
+    clients: Mutex<BTreeMap<Vec<u8>, Window>>,
+}
+
+/// What the limiter saw of one client.
+#[derive(Clone, Copy, Default)]
+struct Standing {
+    /// Requests it refused with `429`.
+    refused: u64,
+    /// Of those, requests sent while a `Retry-After` the client had been given still ran.
+    while_told_to_wait: u64,
+}
+
+/// One client's standing with the limiter.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    admitted: u32,
+    blocked_until: Option<Instant>,
+    standing: Standing,
+}
+
+impl Limiter {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn new(quota: u32) -> Limiter {
+        Limiter {
+            quota,
+            clients: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The reply to a request that arrived at `at`.
+    fn reply(&self, request: &fender_testkit::Received, ok: Reply) -> Reply {
+        let client = request
+            .headers
+            .get("x-demo-client")
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        let at = request.at;
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let window = clients.entry(client).or_insert(Window {
+            start: at,
+            admitted: 0,
+            blocked_until: None,
+            standing: Standing::default(),
+        });
+        if let Some(until) = window.blocked_until {
+            if at < until {
+                // Sent while told to wait: refused, and the block grows.
+                let until = until.max(at + Self::WINDOW);
+                window.blocked_until = Some(until);
+                window.standing.refused += 1;
+                window.standing.while_told_to_wait += 1;
+                return Self::too_many(until - at);
+            }
+            window.blocked_until = None;
+        }
+        if at >= window.start + Self::WINDOW {
+            let windows = (at - window.start).as_secs();
+            window.start += Self::WINDOW * u32::try_from(windows).unwrap_or(u32::MAX);
+            window.admitted = 0;
+        }
+        if window.admitted < self.quota {
+            window.admitted += 1;
+            return ok;
+        }
+        let until = window.start + Self::WINDOW;
+        window.blocked_until = Some(until);
+        window.standing.refused += 1;
+        Self::too_many(until - at)
+    }
+
+    /// What the limiter saw of the client named `client`.
+    fn standing(&self, client: &str) -> Standing {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .get(client.as_bytes())
+            .map(|w| w.standing)
+            .unwrap_or_default()
+    }
+
+    /// `429` with the wait in whole seconds, rounded up.
+    fn too_many(wait: Duration) -> Reply {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Reply::retry_after_secs(429, secs.max(1))
+    }
+}
+
+/// The flaky phase's draw for one attempt, in [0, 1): a function of the seed, the workload's
+/// request number and the attempt (`x-attempt-count`, 1 when absent), so both clients meet the
+/// same fault on the same request's first attempt and the comparison is paired.
+fn fault_draw(seed: u64, request: &fender_testkit::Received) -> f64 {
+    let number = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let index = number("x-demo-request").unwrap_or(u64::MAX);
+    let attempt = number(fender::headers::X_ATTEMPT_COUNT.as_str()).unwrap_or(1);
+    let mixed = seed
+        ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ attempt.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    SmallRng::seed_from_u64(mixed).random()
+}
+
+fn upstream_plan(phases: &[Phase], seed: u64, limiter: Arc<Limiter>) -> Plan {
+    let ok = || Reply::ok().delay(Duration::from_millis(2));
+    let healthy = || Plan::always(ok());
     Plan::phases()
         .then(phases[0].len, healthy())
         .then(
             phases[1].len,
-            Plan::random(seed)
-                .with(0.20, Reply::status(503))
-                .with(0.05, Reply::reset())
-                .otherwise(Reply::ok().delay(Duration::from_millis(2))),
+            Plan::from_fn(move |request| limiter.reply(request, ok())),
         )
         .then(
             phases[2].len,
-            Plan::random(seed + 1)
-                .with(0.60, Reply::retry_after_secs(429, 1))
-                .otherwise(Reply::ok().delay(Duration::from_millis(2))),
+            Plan::from_fn(move |request| match fault_draw(seed, request) {
+                draw if draw < 0.30 => Reply::status(503),
+                draw if draw < 0.40 => Reply::reset(),
+                _ => ok(),
+            }),
         )
         .then(phases[3].len, Plan::always(Reply::status(503)))
         .starting_now()
@@ -236,7 +362,9 @@ enum Kind {
 }
 
 fn request(kind: Kind, base: &str, client: &'static str, i: usize) -> http::Request<Full<Bytes>> {
-    let builder = http::Request::builder().header("x-demo-client", client);
+    let builder = http::Request::builder()
+        .header("x-demo-client", client)
+        .header("x-demo-request", i);
     match kind {
         Kind::Get(item) => builder
             .method(Method::GET)
@@ -285,19 +413,23 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .join(", ")
     );
     println!(
-        "  workload: {} requests/s per client; 70% GET, 15% POST with Idempotency-Key, 15% POST without",
+        "  workload: {} requests/s per client; 80% GET, 10% POST with Idempotency-Key, 10% POST without",
         args.rate
     );
-    println!("  fender client, time-scaled (contract defaults in brackets):");
     println!(
-        "    ClientLayer::new(), times scaled: retry 3 attempts, backoff base {:?} [1s], max {:?} [30s], ±20% jitter, Retry-After held per host",
+        "  fender client: ClientLayer::new(), the contract's times multiplied by {:.4} (contract values in brackets):",
+        unit.as_secs_f64() / 75.0
+    );
+    println!(
+        "    retry 3 attempts, backoff base {:.1?} [1s], max {:.1?} [30s], ±20% jitter; Retry-After held per host",
         settings.base_delay, settings.max_delay
     );
     println!(
-        "    breaker per host: the contract's 5 consecutive failures (not on runs the failure rate makes likely), open {:.1}s [30s], 3 probes, ramp {:.1}s [10s]",
+        "    breaker per host: the contract's 5 consecutive failures (not on runs the failure rate makes likely), open {:.2}s [30s], 3 probes, ramp {:.2}s [10s]",
         settings.open_duration.as_secs_f64(),
         settings.ramp.as_secs_f64()
     );
+    println!("    adaptive throttling per host (K = 2, at most 80% shed)");
     println!(
         "    per-attempt timeout {:?} (the bare client gets the same timeout per request)",
         settings.attempt_timeout
@@ -305,7 +437,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!();
 
     // The upstream: an axum app behind the envelope layer, its handler following the plan.
-    let backend = Upstream::new(upstream_plan(&phases, args.seed));
+    let limiter = Arc::new(Limiter::new((args.rate * 3).div_ceil(4)));
+    let backend = Upstream::new(upstream_plan(&phases, args.seed, limiter.clone()));
     let app = Router::new()
         .fallback(handler)
         .with_state(backend.service())
@@ -326,11 +459,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bar
     };
     let transitions = Arc::new(Mutex::new(Vec::new()));
+    let changes: Arc<Mutex<Vec<(Duration, CircuitState)>>> = Arc::default();
     let on_change = {
         let bar = bar.clone();
         let transitions = transitions.clone();
+        let changes = changes.clone();
         move |change: &StateChange| {
             let at = start.elapsed();
+            changes.lock().unwrap().push((at, change.to));
             let line = format!(
                 "[{:>5.1}s] circuit {} -> {}",
                 at.as_secs_f64(),
@@ -390,9 +526,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bar.set_position((due - start).as_millis() as u64);
         let roll: f64 = rng.random();
         let n: u32 = rng.random_range(1..1000);
-        let kind = if roll < 0.70 {
+        let kind = if roll < 0.80 {
             Kind::Get(n)
-        } else if roll < 0.85 {
+        } else if roll < 0.90 {
             Kind::PostWithKey(n % 9 + 1)
         } else {
             Kind::Post(n % 9 + 1)
@@ -480,11 +616,67 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let transition_count = transitions.lock().unwrap().len();
     println!("\nbreaker transitions: {transition_count}");
+    let (bare_standing, fender_standing) = (limiter.standing("bare"), limiter.standing("fender"));
+    println!(
+        "rate limited: refused with 429: bare {}, fender {}; of those sent while the server's Retry-After still ran: bare {}, fender {}",
+        bare_standing.refused,
+        fender_standing.refused,
+        bare_standing.while_told_to_wait,
+        fender_standing.while_told_to_wait
+    );
+    recovery_bound(
+        &phases[phases.len() - 1],
+        &fender_outcomes.0.lock().unwrap(),
+        phases.len() - 1,
+        &changes.lock().unwrap(),
+        settings.ramp,
+        args.rate,
+    );
     if bare_outcomes.0.lock().unwrap().is_empty() || received.is_empty() {
         return Err("no request completed".into());
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// Prints what the recovery phase cost the fender client against what its breaker allows:
+/// the rest of the open period that was running when the upstream healed, plus the ramp.
+fn recovery_bound(
+    phase: &Phase,
+    fender: &[Outcome],
+    index: usize,
+    changes: &[(Duration, CircuitState)],
+    ramp: Duration,
+    rate: u32,
+) {
+    let lost = fender.iter().filter(|o| o.phase == index && !o.ok).count();
+    let before = changes
+        .iter()
+        .rfind(|(at, _)| *at < phase.start)
+        .map(|c| c.1);
+    let open_into_phase = match before {
+        Some(CircuitState::Open | CircuitState::HalfOpen | CircuitState::ForcedOpen) => changes
+            .iter()
+            .find(|(at, to)| {
+                *at >= phase.start && matches!(to, CircuitState::Recovering | CircuitState::Closed)
+            })
+            .map_or(phase.len, |(at, _)| *at - phase.start),
+        _ => Duration::ZERO,
+    };
+    let bound = open_into_phase + ramp;
+    let bound_requests = (bound.as_secs_f64() * f64::from(rate)).ceil() as usize;
+    println!(
+        "recovery: fender lost {lost} requests ({:.2} s of traffic); bound: the circuit stayed open {:.2} s into the phase, plus the {:.2} s ramp = {:.2} s ({bound_requests} requests): {}",
+        lost as f64 / f64::from(rate),
+        open_into_phase.as_secs_f64(),
+        ramp.as_secs_f64(),
+        bound.as_secs_f64(),
+        if lost <= bound_requests {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
 }
 
 #[derive(Default)]
@@ -593,7 +785,11 @@ fn report(
     let mut seen = Vec::new();
     for o in fender {
         let Some(err) = &o.error else { continue };
-        let key = (err.code().as_str().to_owned(), err.origin());
+        let key = (
+            err.code().as_str().to_owned(),
+            err.origin(),
+            err.message().to_owned(),
+        );
         if seen.contains(&key) {
             continue;
         }
@@ -607,7 +803,7 @@ fn report(
             err.request_id().unwrap_or("-"),
             err.message()
         );
-        if seen.len() == 6 {
+        if seen.len() == 8 {
             break;
         }
     }
