@@ -146,10 +146,12 @@
 //! # }
 //! ```
 
+mod accept;
 mod body;
 mod decode;
 pub mod future;
 mod layer;
+mod problem;
 mod service;
 
 pub use body::EnvelopeBody;
@@ -158,6 +160,7 @@ pub use decode::{
     decode_error_with_limit, error_for_status,
 };
 pub use layer::ErrorEnvelopeLayer;
+pub use problem::{DEFAULT_TYPE_BASE, PROBLEM_JSON, Problem, ProblemDetails};
 pub use service::ErrorEnvelope;
 
 /// The inner body of an [`ErrorEnvelope`] response: tower-http's catch-panic boxes it.
