@@ -5,7 +5,12 @@
 //! cargo run --example server -- 127.0.0.1:8080 --header-read-timeout 5
 //! cargo run --example server -- --help
 //! curl -i -X POST localhost:3000/users -H 'content-type: application/json' -d '{"email":"nope","name":""}'
+//! curl -i localhost:3000/users/7 -H 'accept: application/problem+json'   # RFC 9457 form
 //! ```
+//!
+//! Errors are the contract's JSON envelope, or RFC 9457 problem details for a client whose
+//! `Accept` prefers `application/problem+json` to `application/json`; both carry the same code,
+//! message, details and request id.
 //!
 //! Connections are served with a header-read timeout that is also the idle timeout of
 //! kept-alive connections, and with limits on the request head (see `src/serve.rs`); request
@@ -23,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use fender::ApiError;
-use fender::envelope::ErrorEnvelopeLayer;
+use fender::envelope::{ErrorEnvelopeLayer, ProblemDetails};
 use fender::request_id::RequestId;
 use fender::timeout::RequestTimeoutLayer;
 use fender_examples::serve::{ServeOptions, serve};
@@ -63,9 +68,11 @@ fn app() -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // The envelope outermost, then the timeout: a slow handler becomes 504 TIMEOUT. The
         // timeout is the caller's x-request-timeout-ms when it asks for less, never more.
+        // Problem details by negotiation (the default, spelled out): the envelope unless the
+        // caller's Accept strictly prefers application/problem+json.
         .layer(
             ServiceBuilder::new()
-                .layer(ErrorEnvelopeLayer::new())
+                .layer(ErrorEnvelopeLayer::new().problem_details(ProblemDetails::Negotiate))
                 .layer(RequestTimeoutLayer::new(REQUEST_TIMEOUT)),
         )
 }
@@ -160,6 +167,7 @@ async fn main() -> ExitCode {
         "  requests: bodies up to {MAX_BODY} bytes (else 413), {REQUEST_TIMEOUT:?} each (else 504)"
     );
     println!("try: curl -i http://{addr}/users/7");
+    println!("     curl -i http://{addr}/users/7 -H 'accept: application/problem+json'");
     serve(listener, app(), &args.serve).await;
     ExitCode::SUCCESS
 }

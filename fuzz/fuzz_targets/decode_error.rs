@@ -4,15 +4,17 @@
 //! Invariants: no panic; the error keeps the response's status; its code's status is a 4xx or
 //! 5xx; a request id it carries can be sent as a header (valid value, at most 128 bytes); a
 //! `Retry-After` is picked up exactly when the header parses; a complete body that is an
-//! envelope gives its code and message, anything else the nearest code of the status.
+//! envelope gives its code and message, one that is a problem document the code and message of
+//! `ApiError::from_problem`, anything else the nearest code of the status.
 #![no_main]
 
 use std::time::SystemTime;
 
 use arbitrary::Arbitrary;
 use fender::envelope::{DEFAULT_BODY_LIMIT, decode_error, decode_error_with_limit};
+use fender::envelope::{PROBLEM_JSON, Problem};
 use fender::error::Envelope;
-use fender::{ErrorCode, retry_after};
+use fender::{ApiError, ErrorCode, retry_after};
 use fender_fuzz::body::{End, ScriptedBody, Step, outcome};
 use fender_fuzz::check::is_sendable_request_id;
 use fender_fuzz::headers::{Header, header_map};
@@ -25,6 +27,15 @@ struct Input {
     body: Vec<Step>,
     /// A body limit for `decode_error_with_limit` (at least 1), or `None` for `decode_error`.
     limit: Option<u16>,
+}
+
+/// Whether the content type is `application/problem+json`, parameters allowed.
+fn is_problem_media_type(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(PROBLEM_JSON))
 }
 
 fuzz_target!(|input: Input| {
@@ -74,16 +85,35 @@ fuzz_target!(|input: Input| {
     );
 
     let limit = limit.unwrap_or(DEFAULT_BODY_LIMIT);
-    let envelope = match end {
-        End::Complete if data.len() <= limit => serde_json::from_slice::<Envelope>(&data).ok(),
+    let complete = matches!(end, End::Complete) && data.len() <= limit;
+    let envelope = match complete {
+        true => serde_json::from_slice::<Envelope>(&data).ok(),
+        false => None,
+    };
+    // A complete body that is no envelope may be an RFC 9457 problem document: with the
+    // problem media type, or an object with a string `type` and a numeric `status`.
+    let problem = match (complete, &envelope) {
+        (true, None) => serde_json::from_slice::<serde_json::Value>(&data)
+            .ok()
+            .filter(|v| {
+                is_problem_media_type(&headers)
+                    || (v.get("type").is_some_and(|t| t.is_string())
+                        && v.get("status").is_some_and(|s| s.is_u64()))
+            })
+            .and_then(Problem::from_json),
         _ => None,
     };
-    match envelope {
-        Some(envelope) => {
+    match (envelope, problem) {
+        (Some(envelope), _) => {
             assert_eq!(api.code(), &envelope.error.code);
             assert_eq!(api.message(), envelope.error.message);
         }
-        None => {
+        (None, Some(problem)) => {
+            let expected = ApiError::from_problem(problem, status);
+            assert_eq!(api.code(), expected.code(), "a problem gives its code");
+            assert_eq!(api.message(), expected.message(), "and its message");
+        }
+        (None, None) => {
             assert_eq!(api.code(), &ErrorCode::from_status(status));
             assert!(
                 api.details().contains_key("content_type"),
@@ -92,6 +122,7 @@ fuzz_target!(|input: Input| {
         }
     }
     // Formatting and classifying must not panic either.
+    let _ = api.to_problem();
     let _ = (
         api.to_string(),
         format!("{api:?}"),

@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::{BoundedRead, ReadBounded};
+use super::problem::{Problem, has_problem_media_type, looks_like_problem};
 use crate::error::Envelope;
 use crate::request_id::{X_REQUEST_ID, is_valid_request_id, new_request_id};
 use crate::{ApiError, BoxError};
@@ -280,12 +281,12 @@ fn with_id(api: ApiError, id: Option<&str>) -> ApiError {
 /// The error of an error response whose body (or its first `limit` bytes) has been read.
 fn decode_parts(parts: &Parts, read: BoundedRead, sent_id: Option<&str>) -> ApiError {
     let status = parts.status;
-    let envelope = match (&read.failed, read.truncated) {
-        (None, false) => serde_json::from_slice::<Envelope>(&read.bytes).ok(),
+    let decoded = match (&read.failed, read.truncated) {
+        (None, false) => error_from_json(&read.bytes, status, &parts.headers),
         _ => None,
     };
-    let mut api = match envelope {
-        Some(envelope) => ApiError::from_envelope(envelope, status),
+    let mut api = match decoded {
+        Some(api) => api,
         None => {
             let why = if read.failed.is_some() {
                 "its body could not be read"
@@ -325,6 +326,26 @@ fn decode_parts(parts: &Parts, read: BoundedRead, sent_id: Option<&str>) -> ApiE
         api = api.with_source(err);
     }
     api
+}
+
+/// The error a complete JSON error body carries, in either wire format: an envelope, or an
+/// RFC 9457 problem document. The envelope is tried first, whatever the content type; a
+/// problem is one when `headers` say `application/problem+json`, or when an object has a
+/// string `type` and a numeric `status` (see [`looks_like_problem`]). `None` for anything
+/// else: the caller falls back to the status.
+pub(crate) fn error_from_json(
+    bytes: &[u8],
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+) -> Option<ApiError> {
+    if let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) {
+        return Some(ApiError::from_envelope(envelope, status));
+    }
+    let value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    if !has_problem_media_type(headers) && !looks_like_problem(&value) {
+        return None;
+    }
+    Problem::from_json(value).map(|problem| ApiError::from_problem(problem, status))
 }
 
 /// Decodes an error response into its [`ApiError`], reading at most 64 KiB of its body.

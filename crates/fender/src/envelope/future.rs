@@ -7,17 +7,19 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::response::Parts;
-use http::{Method, Response};
+use http::{HeaderValue, Method, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
 
 use super::InnerBody;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
+use super::decode::error_from_json;
 use super::layer::Config;
+use super::problem::{PROBLEM_JSON, Problem, Wire, has_problem_media_type, vary_on_accept};
 use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
 use crate::classify::chain;
-use crate::error::{EdgeRenders, Envelope};
+use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::{ApiError, BoxError};
 
@@ -56,6 +58,7 @@ pin_project! {
         id: Option<RequestId>,
         config: Config,
         line: RequestLine,
+        wire: Wire,
     }
 }
 
@@ -93,12 +96,14 @@ impl<F> ResponseFuture<F> {
         id: RequestId,
         config: Config,
         line: RequestLine,
+        wire: Wire,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             id: Some(id),
             config,
             line,
+            wire,
         }
     }
 
@@ -107,12 +112,14 @@ impl<F> ResponseFuture<F> {
         id: RequestId,
         config: Config,
         line: RequestLine,
+        wire: Wire,
     ) -> Self {
         ResponseFuture {
             state: State::Failed { error: Some(error) },
             id: Some(id),
             config,
             line,
+            wire,
         }
     }
 }
@@ -196,7 +203,11 @@ where
                 }
             };
             let id = this.id.take().expect("polled after completion");
-            return Poll::Ready(Ok(render(parts, api, &id, this.line)));
+            let how = Rendering {
+                wire: *this.wire,
+                type_base: this.config.problem_type_base(),
+            };
+            return Poll::Ready(Ok(render(parts, api, &id, this.line, how)));
         }
     }
 }
@@ -225,21 +236,26 @@ fn content_type_is(parts: &Parts, prefix: &str) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with(prefix))
 }
 
-/// A JSON error body may already be an envelope; a plain-text 4xx body may be a usable
-/// message. Anything else (a 5xx text, HTML, binary) is never read: it is never echoed.
+/// A JSON body: `application/json` or `application/problem+json`.
+fn is_json(parts: &Parts) -> bool {
+    content_type_is(parts, "application/json") || has_problem_media_type(&parts.headers)
+}
+
+/// A JSON error body may already be an envelope (or the same error as problem details); a
+/// plain-text 4xx body may be a usable message. Anything else (a 5xx text, HTML, binary) is
+/// never read: it is never echoed.
 fn worth_reading(parts: &Parts) -> bool {
-    content_type_is(parts, "application/json")
-        || (parts.status.is_client_error() && content_type_is(parts, "text/plain"))
+    is_json(parts) || (parts.status.is_client_error() && content_type_is(parts, "text/plain"))
 }
 
 fn from_error_body(parts: &Parts, read: BoundedRead, config: &Config) -> ApiError {
     let status = parts.status;
-    if content_type_is(parts, "application/json")
+    if is_json(parts)
         && !read.truncated
         && read.failed.is_none()
-        && let Ok(envelope) = serde_json::from_slice::<Envelope>(&read.bytes)
+        && let Some(api) = error_from_json(&read.bytes, status, &parts.headers)
     {
-        return ApiError::from_envelope(envelope, status);
+        return api;
     }
     let api = ApiError::from_status(status);
     if let Some(err) = read.failed {
@@ -264,16 +280,35 @@ fn from_error_body(parts: &Parts, read: BoundedRead, config: &Config) -> ApiErro
     }
 }
 
+/// How an error response is written: in which form, with which problem type base.
+#[derive(Debug, Clone, Copy)]
+struct Rendering<'a> {
+    wire: Wire,
+    type_base: &'a str,
+}
+
 fn render(
     mut parts: Parts,
     api: ApiError,
     id: &RequestId,
     line: &RequestLine,
+    how: Rendering<'_>,
 ) -> Response<EnvelopeBody<InnerBody>> {
     let api = api.with_request_id(id_str(id));
     log(&api, line);
     super::strip_representation_headers(&mut parts.headers);
-    let json = api.render_into(&mut parts);
+    let json = if how.wire.problem {
+        let content_type = HeaderValue::from_static(PROBLEM_JSON);
+        api.render_with(&mut parts, content_type, |api| {
+            let problem = Problem::from_envelope(&api.to_envelope(), api.status(), how.type_base);
+            serde_json::to_vec(&problem).expect("a problem serializes")
+        })
+    } else {
+        api.render_into(&mut parts)
+    };
+    if how.wire.vary {
+        vary_on_accept(&mut parts.headers);
+    }
     Response::from_parts(parts, EnvelopeBody::envelope(json))
 }
 

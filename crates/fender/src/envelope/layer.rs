@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::problem::{DEFAULT_TYPE_BASE, ProblemDetails};
 use super::service::ErrorEnvelope;
 use crate::ApiError;
 
@@ -26,6 +27,20 @@ pub(crate) struct Config {
     /// The longest plain-text 4xx body that is kept as the message.
     pub(crate) max_message_len: usize,
     pub(crate) map_error: Option<MapError>,
+    /// When error responses are problem details rather than envelopes.
+    pub(crate) problem_details: ProblemDetails,
+    /// The base of problem `type` URIs; `None` for [`DEFAULT_TYPE_BASE`]. In an `Arc` so the
+    /// copy each response future takes allocates nothing.
+    pub(crate) problem_type_base: Option<Arc<str>>,
+}
+
+impl Config {
+    /// The base of problem `type` URIs.
+    pub(crate) fn problem_type_base(&self) -> &str {
+        self.problem_type_base
+            .as_deref()
+            .unwrap_or(DEFAULT_TYPE_BASE)
+    }
 }
 
 impl Default for Config {
@@ -35,6 +50,8 @@ impl Default for Config {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_message_len: 256,
             map_error: None,
+            problem_details: ProblemDetails::default(),
+            problem_type_base: None,
         }
     }
 }
@@ -46,6 +63,8 @@ impl fmt::Debug for Config {
             .field("body_timeout", &self.body_timeout)
             .field("max_message_len", &self.max_message_len)
             .field("map_error", &self.map_error.as_ref().map(|_| ".."))
+            .field("problem_details", &self.problem_details)
+            .field("problem_type_base", &self.problem_type_base())
             .finish()
     }
 }
@@ -123,6 +142,50 @@ impl ErrorEnvelopeLayer {
         F: Fn(&(dyn StdError + 'static)) -> Option<ApiError> + Send + Sync + 'static,
     {
         self.config.map_error = Some(Arc::new(f));
+        self
+    }
+
+    /// When error responses are RFC 9457 problem details (`application/problem+json`) rather
+    /// than the envelope (default [`ProblemDetails::Negotiate`]: when the request's `Accept`
+    /// strictly prefers them to `application/json`, and then with `Vary: Accept`).
+    ///
+    /// Everything else is the same in both forms: the status, the code, the 5xx rule for the
+    /// message (the problem's `detail`), the request id, the headers of the status. See
+    /// [`Problem`](super::Problem) for the members.
+    ///
+    /// ```
+    /// use fender::envelope::{ErrorEnvelopeLayer, ProblemDetails};
+    ///
+    /// // A server whose every error is a problem document, with types of its own.
+    /// let layer = ErrorEnvelopeLayer::new()
+    ///     .problem_details(ProblemDetails::Always)
+    ///     .problem_type_base("https://api.example.com/problems/");
+    /// # let _ = layer;
+    /// ```
+    pub fn problem_details(mut self, when: ProblemDetails) -> Self {
+        self.config.problem_details = when;
+        self
+    }
+
+    /// The base of problem `type` URIs: a code's type is the base followed by the code in lower
+    /// case with hyphens, `<base>not-found` (default
+    /// [`DEFAULT_TYPE_BASE`](super::DEFAULT_TYPE_BASE), `urn:fender:error:`).
+    ///
+    /// Use a base under a host you run when you publish a page per error; RFC 9457 recommends
+    /// an absolute URI. Clients built with this crate read the `code` member, so they do not
+    /// depend on the base.
+    ///
+    /// # Panics
+    ///
+    /// If `base` is empty or has a character that is not visible ASCII (a space, a control
+    /// character, non-ASCII text): it would not make a URI.
+    pub fn problem_type_base(mut self, base: impl Into<String>) -> Self {
+        let base = base.into();
+        assert!(
+            !base.is_empty() && base.bytes().all(|b| b.is_ascii_graphic()),
+            "problem_type_base: {base:?} is not the start of a URI (visible ASCII, not empty)"
+        );
+        self.config.problem_type_base = Some(base.into());
         self
     }
 }

@@ -99,6 +99,40 @@
 //!  "request_id":"0193a5c2-7b1e-7c3a-9a61-1f2e3d4c5b6a","timestamp":"2026-11-25T08:27:32.123Z"}}
 //! ```
 //!
+//! # Problem details (RFC 9457)
+//!
+//! The server layer speaks a second wire format, `application/problem+json` (CONTRACT.md §6,
+//! §9), chosen per request by [`ErrorEnvelopeLayer::problem_details`]:
+//!
+//! - [`ProblemDetails::Negotiate`] (default): problem details when the request's `Accept`
+//!   *strictly* prefers `application/problem+json` to `application/json`, by q-values and the
+//!   most specific matching range (`application/problem+json` beats `application/*` beats
+//!   `*/*`). No `Accept`, `*/*`, `application/json`, a tie, or a header that does not parse all
+//!   keep the envelope, so no client sees a change it did not ask for. Error responses carry
+//!   `Vary: Accept`.
+//! - [`ProblemDetails::Always`] / [`ProblemDetails::Never`]: one form, whatever `Accept` says.
+//!
+//! A [`Problem`] is the envelope in the other form, rendered from
+//! [`ApiError::to_envelope`](crate::ApiError::to_envelope): the same status, code, request id,
+//! timestamp and headers (`x-request-id`, `Retry-After`, `Allow`, `WWW-Authenticate`), and the
+//! 5xx rule for its `detail`. Every guarantee above holds for both forms.
+//!
+//! ```text
+//! HTTP/1.1 404 Not Found
+//! content-type: application/problem+json
+//! vary: accept
+//! x-request-id: 0193a5c2-7b1e-7c3a-9a61-1f2e3d4c5b6a
+//!
+//! {"type":"urn:fender:error:not-found","title":"resource not found","status":404,
+//!  "detail":"user 42 does not exist","instance":"urn:uuid:0193a5c2-7b1e-7c3a-9a61-1f2e3d4c5b6a",
+//!  "code":"NOT_FOUND","request_id":"0193a5c2-7b1e-7c3a-9a61-1f2e3d4c5b6a",
+//!  "timestamp":"2026-11-25T08:27:32.123Z","details":{}}
+//! ```
+//!
+//! Clients decode both forms into the same [`ApiError`](crate::ApiError) (see
+//! [`ApiError::from_problem`](crate::ApiError::from_problem)), and so does the server layer
+//! when an inner service answers with a problem document.
+//!
 //! # The client side
 //!
 //! [`DecodeEnvelopeLayer`] wraps a client service (a hyper-util `Client` behind tower layers);
@@ -106,7 +140,9 @@
 //! [`ApiError`](crate::ApiError):
 //!
 //! - a 4xx/5xx with an envelope → its code, message, details, request id, the status, and the
-//!   `Retry-After` delay if the response had one;
+//!   `Retry-After` delay if the response had one; the same for a problem details document
+//!   (`application/problem+json`, or any JSON object with a string `type` and a numeric
+//!   `status`), whose members of the wrong type are ignored as RFC 9457 asks;
 //! - a 4xx/5xx without one (an HTML 502 from a proxy, an empty 503, truncated or malformed JSON,
 //!   a non-UTF-8 body) → the nearest code for the status, a message saying the body was not an
 //!   envelope, and the request id of the `x-request-id` header if any. The body is read up to a
@@ -146,10 +182,12 @@
 //! # }
 //! ```
 
+mod accept;
 mod body;
 mod decode;
 pub mod future;
 mod layer;
+mod problem;
 mod service;
 
 pub use body::EnvelopeBody;
@@ -158,6 +196,7 @@ pub use decode::{
     decode_error_with_limit, error_for_status,
 };
 pub use layer::ErrorEnvelopeLayer;
+pub use problem::{DEFAULT_TYPE_BASE, PROBLEM_JSON, Problem, ProblemDetails};
 pub use service::ErrorEnvelope;
 
 /// The inner body of an [`ErrorEnvelope`] response: tower-http's catch-panic boxes it.

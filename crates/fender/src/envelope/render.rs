@@ -123,8 +123,26 @@ impl ApiError {
     }
 
     /// Renders the envelope into `parts` (status, headers, extensions) and returns the body.
-    pub(crate) fn render_into(mut self, parts: &mut http::response::Parts) -> Bytes {
-        let body = self.render_body();
+    pub(crate) fn render_into(self, parts: &mut http::response::Parts) -> Bytes {
+        self.render_with(parts, HeaderValue::from_static("application/json"), |err| {
+            serde_json::to_vec(&err.to_envelope()).expect("an envelope serializes")
+        })
+    }
+
+    /// Renders this error into `parts` (status, headers, extensions) as a body of
+    /// `content_type` that `encode` writes, and returns the body.
+    ///
+    /// `encode` sees the error with its request id and the time of rendering filled in; every
+    /// wire format goes through here, so the headers of the status, `Retry-After` and
+    /// `x-request-id` are the same whatever the body.
+    pub(crate) fn render_with(
+        mut self,
+        parts: &mut http::response::Parts,
+        content_type: HeaderValue,
+        encode: impl FnOnce(&ApiError) -> Vec<u8>,
+    ) -> Bytes {
+        self.fill_for_rendering();
+        let body = Bytes::from(encode(&self));
         let inner = &self.inner;
         parts.status = inner.status;
         let headers = &mut parts.headers;
@@ -134,7 +152,7 @@ impl ApiError {
         for (name, value) in &inner.headers {
             headers.append(name, value.clone());
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, content_type);
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         if let Some(delay) = inner.retry_after {
             headers.insert(RETRY_AFTER, crate::retry_after::to_header_value(delay));
@@ -148,15 +166,13 @@ impl ApiError {
         body
     }
 
-    /// The envelope's JSON bytes, filling in a missing request id (a new UUID v7) and the time
-    /// of rendering.
-    fn render_body(&mut self) -> Bytes {
+    /// Fills in a missing request id (a new UUID v7) and the time of rendering.
+    fn fill_for_rendering(&mut self) {
         if self.inner.request_id.is_none() {
             let id = new_request_id();
             self.inner.request_id = id.header_value().to_str().ok().map(str::to_owned);
         }
         self.inner.timestamp = Some(timestamp_now());
-        Bytes::from(serde_json::to_vec(&self.to_envelope()).expect("an envelope serializes"))
     }
 }
 

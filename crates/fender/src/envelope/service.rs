@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use super::future::{RequestLine, ResponseFuture};
 use super::layer::Config;
+use super::problem::Wire;
 use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID, resolve_request_id};
 use crate::{ApiError, BoxError};
@@ -23,8 +24,9 @@ use crate::{ApiError, BoxError};
 ///
 /// # Clone
 ///
-/// Clones copy the layer's settings (two sizes, a timeout and, if set, an `Arc` of the
-/// `map_error` function, which they share); they hold no per-request state.
+/// Clones copy the layer's settings (two sizes, a timeout, the problem details mode and, if
+/// set, an `Arc` of the `map_error` function and one of the problem type base, which they
+/// share); they hold no per-request state.
 #[derive(Debug)]
 pub struct ErrorEnvelope<S> {
     inner: CatchPanic<S, PanicToEnvelope>,
@@ -109,8 +111,9 @@ where
                 .insert(X_REQUEST_ID.clone(), id.header_value().clone());
         }
         let line = RequestLine::of(&req);
+        let wire = Wire::choose(self.config.problem_details, req.headers());
         if let Some(err) = self.ready_error.take() {
-            return ResponseFuture::failed(err, id, self.config.clone(), line);
+            return ResponseFuture::failed(err, id, self.config.clone(), line, wire);
         }
         req.extensions_mut().insert(id.clone());
         let future = {
@@ -118,7 +121,7 @@ where
             let _edge = EdgeRenders::enter();
             self.inner.call(req)
         };
-        ResponseFuture::new(future, id, self.config.clone(), line)
+        ResponseFuture::new(future, id, self.config.clone(), line, wire)
     }
 }
 

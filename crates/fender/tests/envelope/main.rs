@@ -6,4 +6,5 @@ mod support;
 
 mod classify;
 mod client;
+mod problem;
 mod server;
