@@ -464,21 +464,23 @@ fn state_glyph(state: State) -> char {
     }
 }
 
+/// Rows of coloured characters, joined into text at the end.
 struct Canvas {
     rows: Vec<Vec<Cell>>,
+    width: usize,
     colour: bool,
 }
 
 impl Canvas {
+    /// Uncoloured text, cut to the width.
     fn text(&mut self, text: &str) {
-        self.rows.push(
-            text.chars()
-                .map(|glyph| Cell {
-                    glyph,
-                    colour: None,
-                })
-                .collect(),
-        );
+        self.rows
+            .push(plain(text).into_iter().take(self.width).collect());
+    }
+
+    fn row(&mut self, mut row: Vec<Cell>) {
+        row.truncate(self.width);
+        self.rows.push(row);
     }
 
     fn finish(self) -> String {
@@ -509,110 +511,96 @@ impl Canvas {
     }
 }
 
-/// Draws the timeline as text: a title, a legend, a success-rate panel (0 to 100%) and an
-/// upstream-load panel (received / sent), the breaker's state over time, the phases along the
-/// time axis, and `:` in the panels where the breaker changed state.
-///
-/// Each client is drawn with its own glyph (its name's first letter when those differ); `*`
-/// marks a cell where clients coincide. A time slice in which a client sent nothing is left
-/// blank for it. No line is wider than `options.width`.
-pub fn render_terminal(timeline: &Timeline, options: &TerminalOptions) -> String {
-    let width = options.width.max(40);
-    let grid = Grid::new(timeline.bucket_count(), width - LABEL_WIDTH - 1);
-    let columns = grid.columns();
-    let glyphs = glyphs(&timeline.series);
-    let cells: Vec<Vec<Bucket>> = timeline
-        .series
-        .iter()
-        .map(|s| grid.cell_buckets(s))
-        .collect();
-    let markers: Vec<bool> = {
-        let mut m = vec![false; columns];
-        for t in &timeline.transitions {
-            if let Some(c) = grid.column(t.at, timeline.width) {
-                m[c] = true;
-            }
+fn plain(text: &str) -> Vec<Cell> {
+    coloured(text, None)
+}
+
+fn coloured(text: &str, colour: Option<&'static str>) -> Vec<Cell> {
+    text.chars().map(|glyph| Cell { glyph, colour }).collect()
+}
+
+/// A panel's vertical axis: `steps` rows above the zero row, up to `max`, and which rows to
+/// label.
+struct Axis {
+    heading: String,
+    max: f64,
+    steps: usize,
+    label: fn(f64) -> Option<String>,
+    value: fn(&Bucket) -> Option<f64>,
+}
+
+/// What every part of the terminal chart shares: the timeline, its buckets merged into the
+/// columns' cells, and the glyph of each client.
+struct Plot<'a> {
+    timeline: &'a Timeline,
+    grid: Grid,
+    glyphs: Vec<char>,
+    cells: Vec<Vec<Bucket>>,
+    /// The columns in which the breaker changed state.
+    markers: Vec<bool>,
+}
+
+impl Plot<'_> {
+    fn series_colour(index: usize) -> Option<&'static str> {
+        Some(SERIES_ANSI[index % SERIES_ANSI.len()])
+    }
+
+    fn legend(&self) -> Vec<Cell> {
+        let mut legend = Vec::new();
+        for (i, series) in self.timeline.series.iter().enumerate() {
+            legend.extend(coloured(
+                &self.glyphs[i].to_string(),
+                Self::series_colour(i),
+            ));
+            legend.extend(plain(&format!(" {}   ", series.name)));
         }
-        m
-    };
-    let mut canvas = Canvas {
-        rows: Vec::new(),
-        colour: options.colour,
-    };
-    let fit = |s: &str| -> String { s.chars().take(width).collect() };
+        if self.timeline.series.len() > 1 {
+            legend.extend(coloured("*", Some(OVERLAP_ANSI)));
+            legend.extend(plain(" together   "));
+        }
+        legend.extend(coloured(":", Some(MARKER_ANSI)));
+        legend.extend(plain(" breaker transition"));
+        legend
+    }
 
-    if !timeline.title.is_empty() {
-        canvas.text(&fit(&timeline.title));
-    }
-    for line in wrap(&timeline.subtitle, width) {
-        canvas.text(&line);
-    }
-    let mut legend: Vec<Cell> = Vec::new();
-    let push = |legend: &mut Vec<Cell>, s: &str, colour: Option<&'static str>| {
-        legend.extend(s.chars().map(|glyph| Cell { glyph, colour }));
-    };
-    for (i, series) in timeline.series.iter().enumerate() {
-        let colour = Some(SERIES_ANSI[i % SERIES_ANSI.len()]);
-        push(&mut legend, &glyphs[i].to_string(), colour);
-        push(&mut legend, &format!(" {}   ", series.name), None);
-    }
-    if timeline.series.len() > 1 {
-        push(&mut legend, "*", Some(OVERLAP_ANSI));
-        push(&mut legend, " together   ", None);
-    }
-    push(&mut legend, ":", Some(MARKER_ANSI));
-    push(&mut legend, " breaker transition", None);
-    legend.truncate(width);
-    canvas.rows.push(legend);
-
-    let slice = human(timeline.width * grid.group as u32);
-    let panel = |canvas: &mut Canvas,
-                 heading: String,
-                 max: f64,
-                 steps: usize,
-                 label: &dyn Fn(f64) -> Option<String>,
-                 value: &dyn Fn(&Bucket) -> Option<f64>| {
-        canvas.text("");
-        canvas.text(&fit(&heading));
-        let mut rows = vec![vec![Cell::BLANK; columns]; steps + 1];
-        for (s, series_cells) in cells.iter().enumerate() {
-            let colour = Some(SERIES_ANSI[s % SERIES_ANSI.len()]);
+    /// A panel: its heading, one row per step with a glyph per client and column, the
+    /// breaker's transitions as `:` in empty cells, and the time axis.
+    fn panel(&self, canvas: &mut Canvas, axis: &Axis) {
+        let columns = self.grid.columns();
+        let mut rows = vec![vec![Cell::BLANK; columns]; axis.steps + 1];
+        for (s, series_cells) in self.cells.iter().enumerate() {
+            let glyph = Cell {
+                glyph: self.glyphs[s],
+                colour: Self::series_colour(s),
+            };
             for (cell, bucket) in series_cells.iter().enumerate() {
-                let Some(v) = value(bucket) else { continue };
-                let level = ((v / max).clamp(0.0, 1.0) * steps as f64).round() as usize;
-                let row = &mut rows[steps - level];
-                for slot in &mut row[cell * grid.cols..(cell + 1) * grid.cols] {
-                    let taken = slot.glyph != ' ';
-                    *slot = if taken && slot.glyph != glyphs[s] {
+                let Some(v) = (axis.value)(bucket) else {
+                    continue;
+                };
+                let level = ((v / axis.max).clamp(0.0, 1.0) * axis.steps as f64).round() as usize;
+                let row = &mut rows[axis.steps - level];
+                for slot in &mut row[cell * self.grid.cols..(cell + 1) * self.grid.cols] {
+                    *slot = if slot.glyph == ' ' || slot.glyph == glyph.glyph {
+                        glyph
+                    } else {
                         Cell {
                             glyph: '*',
                             colour: Some(OVERLAP_ANSI),
-                        }
-                    } else {
-                        Cell {
-                            glyph: glyphs[s],
-                            colour,
                         }
                     };
                 }
             }
         }
+        canvas.text("");
+        canvas.text(&axis.heading);
         for (r, row) in rows.into_iter().enumerate() {
-            let v = max * (steps - r) as f64 / steps as f64;
-            let gutter = match label(v) {
-                Some(text) => format!("{text:>5} |"),
-                None => "      |".to_owned(),
-            };
-            let mut line: Vec<Cell> = gutter
-                .chars()
-                .map(|glyph| Cell {
-                    glyph,
-                    colour: None,
-                })
-                .collect();
-            line.push(Cell::BLANK);
-            line.extend(row.into_iter().enumerate().map(|(c, cell)| {
-                if cell.glyph == ' ' && markers[c] {
+            let v = axis.max * (axis.steps - r) as f64 / axis.steps as f64;
+            let mut line = plain(&match (axis.label)(v) {
+                Some(text) => format!("{text:>5} | "),
+                None => "      | ".to_owned(),
+            });
+            line.extend(row.into_iter().zip(&self.markers).map(|(cell, &marked)| {
+                if cell.glyph == ' ' && marked {
                     Cell {
                         glyph: ':',
                         colour: Some(MARKER_ANSI),
@@ -621,98 +609,153 @@ pub fn render_terminal(timeline: &Timeline, options: &TerminalOptions) -> String
                     cell
                 }
             }));
-            canvas.rows.push(line);
+            canvas.row(line);
         }
         canvas.text(&format!("      +{}", "-".repeat(columns + 1)));
-    };
+    }
 
-    panel(
-        &mut canvas,
-        format!("success rate: % of the requests sent in each {slice} that succeeded"),
-        100.0,
-        8,
-        &|v| {
-            (v.round() as u32)
-                .is_multiple_of(25)
-                .then(|| format!("{v:.0}%"))
-        },
-        &Bucket::success_rate,
-    );
-    // The load panel: 0.25x per row up to 3x, coarser above.
-    let max_load = timeline.max_load();
+    /// The breaker's state at the end of each column.
+    fn breaker(&self) -> Vec<Cell> {
+        let cell_nanos = self.timeline.width.as_nanos() * self.grid.group as u128;
+        let mut row = plain("breaker ");
+        for c in 0..self.grid.columns() {
+            let nanos = cell_nanos * (c as u128 + 1) / self.grid.cols as u128;
+            let end = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+            let state = self.timeline.breaker_at(end);
+            let colour = matches!(state, State::Open | State::ForcedOpen).then_some(OPEN_ANSI);
+            row.push(Cell {
+                glyph: state_glyph(state),
+                colour,
+            });
+        }
+        row
+    }
+
+    /// The phases along the time axis: a `|` where each starts and its name after it as far as
+    /// it fits; below, the time it starts, where that fits.
+    fn phases(&self) -> [String; 2] {
+        let columns = self.grid.columns();
+        let mut names = vec![' '; columns];
+        let mut times = vec![' '; columns];
+        for phase in &self.timeline.phases {
+            let Some(start) = self.grid.column(phase.start, self.timeline.width) else {
+                continue;
+            };
+            let end = self
+                .grid
+                .column(phase.end(), self.timeline.width)
+                .unwrap_or(columns);
+            names[start] = '|';
+            times[start] = '|';
+            for (c, ch) in (start + 1..end).zip(phase.name.chars()) {
+                names[c] = ch;
+            }
+            let time = human(phase.start).replace(' ', "");
+            if start + 1 + time.len() <= end {
+                for (c, ch) in (start + 1..).zip(time.chars()) {
+                    times[c] = ch;
+                }
+            }
+        }
+        [
+            format!("phase   {}", names.iter().collect::<String>()),
+            format!("time    {}", times.iter().collect::<String>()),
+        ]
+    }
+}
+
+/// The load panel's axis: 0.25x a row up to 3x, coarser above, and a labelled top row.
+fn load_axis(max_load: f64) -> (f64, usize) {
     let step = if max_load <= 3.0 {
         0.25
     } else {
         (max_load / 12.0 * 2.0).ceil() / 2.0
     };
-    let steps = ((max_load / step).ceil() as usize).max(4);
-    let label_every = if step < 0.5 { 2 } else { 1 };
-    panel(
-        &mut canvas,
-        format!("upstream load: requests the upstream received / requests sent, per {slice}"),
-        step * steps as f64,
-        steps,
-        &|v| {
-            let units = (v / step).round() as usize;
-            units
-                .is_multiple_of(label_every)
-                .then(|| format!("{v:.1}x"))
-        },
-        &Bucket::load,
-    );
+    let mut steps = ((max_load / step).ceil() as usize).max(4);
+    if step < 0.5 {
+        steps += steps % 2;
+    }
+    (step * steps as f64, steps)
+}
 
-    // The breaker's state at the end of each column.
-    let col_time = |c: usize| -> Duration {
-        let cell_nanos = timeline.width.as_nanos() * grid.group as u128;
-        let nanos = cell_nanos * (c as u128 + 1) / grid.cols as u128;
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+/// Draws the timeline as text: a title, a legend, a success-rate panel (0 to 100%) and an
+/// upstream-load panel (received / sent), the breaker's state over time, the phases along the
+/// time axis, and `:` in the panels where the breaker changed state.
+///
+/// Each client is drawn with its own glyph (its name's first letter when those differ); `*`
+/// marks a cell where clients coincide. A time slice in which a client sent nothing is left
+/// blank for it. No line is wider than `options.width` (at least 40).
+pub fn render_terminal(timeline: &Timeline, options: &TerminalOptions) -> String {
+    let width = options.width.max(40);
+    let grid = Grid::new(timeline.bucket_count(), width - LABEL_WIDTH - 1);
+    let mut markers = vec![false; grid.columns()];
+    for t in &timeline.transitions {
+        if let Some(c) = grid.column(t.at, timeline.width) {
+            markers[c] = true;
+        }
+    }
+    let plot = Plot {
+        timeline,
+        glyphs: glyphs(&timeline.series),
+        cells: timeline
+            .series
+            .iter()
+            .map(|s| grid.cell_buckets(s))
+            .collect(),
+        markers,
+        grid,
     };
-    let mut breaker: Vec<Cell> = "breaker "
-        .chars()
-        .map(|glyph| Cell {
-            glyph,
-            colour: None,
-        })
-        .collect();
-    for c in 0..columns {
-        let state = timeline.breaker_at(col_time(c));
-        let glyph = state_glyph(state);
-        let colour = matches!(state, State::Open | State::ForcedOpen).then_some(OPEN_ANSI);
-        breaker.push(Cell { glyph, colour });
-    }
-    canvas.rows.push(breaker);
+    let mut canvas = Canvas {
+        rows: Vec::new(),
+        width,
+        colour: options.colour,
+    };
 
-    // The phases along the axis: a `|` where each starts, its name after it as far as it fits,
-    // and below, the time it starts.
-    let mut names = vec![' '; columns];
-    let mut times = vec![' '; columns];
-    let phase_cols: Vec<(usize, usize, &Phase)> = timeline
-        .phases
-        .iter()
-        .filter_map(|p| {
-            let start = grid.column(p.start, timeline.width)?;
-            let end = grid.column(p.end(), timeline.width).unwrap_or(columns);
-            Some((start, end.max(start + 1), p))
-        })
-        .collect();
-    for &(start, end, phase) in &phase_cols {
-        names[start] = '|';
-        for (c, ch) in (start + 1..end.min(columns)).zip(phase.name.chars()) {
-            names[c] = ch;
-        }
-        times[start] = '|';
-        let label = human(phase.start).replace(' ', "");
-        if start + 1 + label.len() <= end.min(columns) {
-            for (c, ch) in (start + 1..).zip(label.chars()) {
-                times[c] = ch;
-            }
-        }
+    if !timeline.title.is_empty() {
+        canvas.text(&timeline.title);
     }
-    canvas.text(&format!("phase   {}", names.iter().collect::<String>()));
-    canvas.text(&format!("time    {}", times.iter().collect::<String>()));
-    canvas.text(&fit(
-        "breaker: _ closed  O open  h half-open  r recovering (its state at the end of each column)",
-    ));
+    for line in wrap(&timeline.subtitle, width) {
+        canvas.text(&line);
+    }
+    canvas.row(plot.legend());
+
+    let slice = human(timeline.width * plot.grid.group as u32);
+    plot.panel(
+        &mut canvas,
+        &Axis {
+            heading: format!("success rate: % of the requests sent in each {slice} that succeeded"),
+            max: 100.0,
+            steps: 8,
+            label: |v| {
+                (v.round() as u32)
+                    .is_multiple_of(25)
+                    .then(|| format!("{v:.0}%"))
+            },
+            value: Bucket::success_rate,
+        },
+    );
+    let (max, steps) = load_axis(timeline.max_load());
+    plot.panel(
+        &mut canvas,
+        &Axis {
+            heading: format!(
+                "upstream load: requests the upstream received / requests sent, per {slice}"
+            ),
+            max,
+            steps,
+            // Every 0.5x (the axis has a row every 0.25x or every 0.5x or more).
+            label: |v| {
+                let halves = v * 2.0;
+                ((halves - halves.round()).abs() < 1e-9).then(|| format!("{v:.1}x"))
+            },
+            value: Bucket::load,
+        },
+    );
+    canvas.row(plot.breaker());
+    for line in plot.phases() {
+        canvas.text(&line);
+    }
+    canvas.text("breaker: _ closed  O open  h half-open  r recovering");
     canvas.finish()
 }
 
@@ -815,10 +858,16 @@ fn html_page(timeline: &Timeline, svg: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
          <style>body{{margin:1.5em;font-family:sans-serif;background:#fff}}svg{{max-width:100%;height:auto}}</style>\n\
-         </head>\n<body>\n{svg}\n<p>{}</p>\n</body>\n</html>\n",
-        escape(&timeline.subtitle)
+         </head>\n<body>\n{svg}\n<p>{READING}</p>\n</body>\n</html>\n"
     )
 }
+
+/// How to read the charts, under them in the HTML page.
+const READING: &str = "Success rate: the share of the requests sent in each time slice that \
+     succeeded, whenever they completed. Upstream load: the requests the upstream received in \
+     each slice, retries included, per request sent in it (1.0x: one attempt each; 0x: the \
+     client held back). Shaded bands are the upstream's phases; dashed lines are the fender \
+     client's circuit breaker changing state.";
 
 const SVG_WIDTH: u32 = 1200;
 const SVG_HEIGHT: u32 = 820;
@@ -1245,6 +1294,14 @@ mod tests {
     }
 
     #[test]
+    fn the_load_axis_ends_on_a_labelled_half() {
+        assert_eq!(load_axis(1.0), (1.0, 4));
+        assert_eq!(load_axis(1.6), (2.0, 8), "0.25x a row, up to the next 0.5x");
+        assert_eq!(load_axis(3.0), (3.0, 12));
+        assert_eq!(load_axis(5.0), (5.0, 10), "0.5x a row above 3x");
+    }
+
+    #[test]
     fn long_subtitles_wrap_between_words() {
         assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
         assert_eq!(wrap("abcdefg h", 3), ["abc", "def", "g h"]);
@@ -1354,6 +1411,12 @@ mod tests {
         let end = html.rfind("</svg>").unwrap() + "</svg>".len();
         let doc = roxmltree::Document::parse(&html[start..end]).expect("a well-formed SVG");
         assert!(texts(&doc).iter().any(|t| t == "fender"));
+    }
+
+    #[test]
+    fn an_empty_timeline_still_draws_an_svg() {
+        let svg = render_svg(&Timeline::new(ms(250))).unwrap();
+        roxmltree::Document::parse(&svg).expect("a well-formed SVG");
     }
 
     #[test]
