@@ -10,8 +10,8 @@
 //! - [`render_terminal`] draws two panels in plain text (at most [`TerminalOptions::width`]
 //!   columns, ANSI colour only when asked for): success % and upstream load, one glyph per
 //!   client, the breaker's state below them and the phases along the time axis.
-//! - [`write`] draws the same two charts with plotters into an SVG file, or an HTML page that
-//!   embeds it, chosen by the file's extension ([`ReportFile`]).
+//! - [`write`](fn@write) draws the same two charts with plotters into an SVG file, or an HTML
+//!   page that embeds it, chosen by the file's extension ([`ReportFile`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -762,7 +762,7 @@ pub fn render_terminal(timeline: &Timeline, options: &TerminalOptions) -> String
 // ---------------------------------------------------------------------------------------------
 // The file.
 
-/// What [`write`] writes, picked by the file's extension.
+/// What [`write`](fn@write) writes, picked by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
     /// A standalone SVG image (`.svg`).
