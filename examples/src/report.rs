@@ -855,10 +855,12 @@ fn html_page(timeline: &Timeline, svg: &str) -> String {
     let svg = svg.strip_prefix("<?xml").map_or(svg, |rest| {
         rest.split_once("?>").map_or(rest, |(_, body)| body)
     });
+    let style = "body{margin:1.5em;font-family:sans-serif;background:#fff}\
+                 svg{max-width:100%;height:auto}";
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
-         <style>body{{margin:1.5em;font-family:sans-serif;background:#fff}}svg{{max-width:100%;height:auto}}</style>\n\
-         </head>\n<body>\n{svg}\n<p>{READING}</p>\n</body>\n</html>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{title}</title>\n<style>{style}</style>\n</head>\n\
+         <body>\n{svg}\n<p>{READING}</p>\n</body>\n</html>\n"
     )
 }
 
