@@ -5,6 +5,7 @@
 //! cargo run --example demo                    # about 40 s
 //! cargo run --example demo -- --phase-secs 1  # a few seconds
 //! cargo run --example demo -- --help
+//! cargo run --example demo -- --phase-secs 1 --report demo.svg   # or demo.html
 //! ```
 //!
 //! The upstream is an axum app behind `ErrorEnvelopeLayer` on 127.0.0.1. Its handler asks a
@@ -24,6 +25,12 @@
 //! adaptive throttling, circuit breaker, per-attempt timeout) with the contract's times scaled
 //! down by one factor. The tables at the end compare them, and the lines under them show what
 //! the rate limiter saw of each client and what the recovery cost against the breaker's bound.
+//!
+//! Below the tables, a chart in the terminal shows the same run over time: the success rate and
+//! the upstream load (requests received per request sent) of both clients, the breaker's state
+//! and the phases (`--no-chart` leaves it out; it is in colour unless `NO_COLOR` is set or the
+//! output is not a terminal). `--report FILE.svg` or `--report FILE.html` also writes those
+//! charts to a self-contained file to share.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -42,6 +49,7 @@ use fender::envelope::ErrorEnvelopeLayer;
 use fender::error::Origin;
 use fender::retry::RetryLayer;
 use fender::{ApiError, retry_after};
+use fender_examples::report::{self, ReportFile, TerminalOptions, Timeline, Transition};
 use fender_testkit::{Plan, Reply, ResetConnection, Upstream, UpstreamService, serve_service};
 use http::{HeaderValue, Method};
 use http_body_util::{BodyExt, Full};
@@ -76,6 +84,12 @@ struct Args {
     /// Print plain lines instead of a progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write the charts to FILE: an SVG image (`.svg`) or an HTML page (`.html`).
+    #[arg(long, value_name = "FILE", value_parser = fender_examples::report::report_file)]
+    report: Option<ReportFile>,
+    /// Leave out the chart that follows the tables in the terminal.
+    #[arg(long)]
+    no_chart: bool,
 }
 
 /// The length of a phase: positive, finite, at most 10 minutes.
@@ -338,6 +352,8 @@ fn upstream_plan(phases: &[Phase], seed: u64, limiter: Arc<Limiter>) -> Plan {
 /// What one request came to, as the application saw it.
 struct Outcome {
     phase: usize,
+    /// When it was sent, since the start of the run.
+    sent: Duration,
     ok: bool,
     latency: Duration,
     fast_fail: bool,
@@ -459,14 +475,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bar
     };
     let transitions = Arc::new(Mutex::new(Vec::new()));
-    let changes: Arc<Mutex<Vec<(Duration, CircuitState)>>> = Arc::default();
+    let timed_transitions: Arc<Mutex<Vec<Transition>>> = Arc::default();
     let on_change = {
         let bar = bar.clone();
         let transitions = transitions.clone();
-        let changes = changes.clone();
+        let timed_transitions = timed_transitions.clone();
         move |change: &StateChange| {
             let at = start.elapsed();
-            changes.lock().unwrap().push((at, change.to));
             let line = format!(
                 "[{:>5.1}s] circuit {} -> {}",
                 at.as_secs_f64(),
@@ -479,6 +494,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 bar.println(line.clone());
             }
             transitions.lock().unwrap().push(line);
+            timed_transitions.lock().unwrap().push(Transition {
+                at,
+                from: change.from,
+                to: change.to,
+            });
         }
     };
 
@@ -550,6 +570,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let ok = matches!(result, Ok(Ok(status)) if status.is_success());
             outcomes.push(Outcome {
                 phase,
+                sent: due - start,
                 ok,
                 latency: began.elapsed(),
                 fast_fail: false,
@@ -575,6 +596,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             outcomes.push(match result {
                 Ok(()) => Outcome {
                     phase,
+                    sent: due - start,
                     ok: true,
                     latency,
                     fast_fail: false,
@@ -582,6 +604,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 },
                 Err(err) => Outcome {
                     phase,
+                    sent: due - start,
                     ok: false,
                     latency,
                     fast_fail: err.origin() == Origin::Local,
@@ -628,10 +651,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         &phases[phases.len() - 1],
         &fender_outcomes.0.lock().unwrap(),
         phases.len() - 1,
-        &changes.lock().unwrap(),
+        &timed_transitions.lock().unwrap(),
         settings.ramp,
         args.rate,
     );
+    draw(
+        &args,
+        &settings,
+        &phases,
+        [
+            ("bare", &bare_outcomes.0.lock().unwrap()[..]),
+            ("fender", &fender_outcomes.0.lock().unwrap()[..]),
+        ],
+        &received,
+        start,
+        &timed_transitions.lock().unwrap(),
+    )?;
     if bare_outcomes.0.lock().unwrap().is_empty() || received.is_empty() {
         return Err("no request completed".into());
     }
@@ -645,22 +680,20 @@ fn recovery_bound(
     phase: &Phase,
     fender: &[Outcome],
     index: usize,
-    changes: &[(Duration, CircuitState)],
+    changes: &[Transition],
     ramp: Duration,
     rate: u32,
 ) {
     let lost = fender.iter().filter(|o| o.phase == index && !o.ok).count();
-    let before = changes
-        .iter()
-        .rfind(|(at, _)| *at < phase.start)
-        .map(|c| c.1);
+    let before = changes.iter().rfind(|c| c.at < phase.start).map(|c| c.to);
     let open_into_phase = match before {
         Some(CircuitState::Open | CircuitState::HalfOpen | CircuitState::ForcedOpen) => changes
             .iter()
-            .find(|(at, to)| {
-                *at >= phase.start && matches!(to, CircuitState::Recovering | CircuitState::Closed)
+            .find(|c| {
+                c.at >= phase.start
+                    && matches!(c.to, CircuitState::Recovering | CircuitState::Closed)
             })
-            .map_or(phase.len, |(at, _)| *at - phase.start),
+            .map_or(phase.len, |c| c.at - phase.start),
         _ => Duration::ZERO,
     };
     let bound = open_into_phase + ramp;
@@ -807,4 +840,66 @@ fn report(
             break;
         }
     }
+}
+
+/// The run over time: the terminal chart unless `--no-chart`, and the `--report` file.
+fn draw(
+    args: &Args,
+    settings: &Settings,
+    phases: &[Phase],
+    clients: [(&str, &[Outcome]); 2],
+    received: &[fender_testkit::Received],
+    start: Instant,
+    transitions: &[Transition],
+) -> Result<(), String> {
+    if args.no_chart && args.report.is_none() {
+        return Ok(());
+    }
+    // Four buckets a phase unit, so the charts have the same shape whatever `--phase-secs`.
+    let unit = Duration::from_secs_f64(args.phase_secs);
+    let mut timeline = Timeline::new(unit / 4)
+        .title(format!(
+            "fender demo: bare hyper-util client vs fender ClientLayer (seed {})",
+            args.seed
+        ))
+        .subtitle(format!(
+            "{} requests/s per client, phase unit {:.1} s; fender: per-attempt timeout {:?}, \
+             backoff base {:.1?}, breaker open {:.1} s, ramp {:.1} s",
+            args.rate,
+            unit.as_secs_f64(),
+            settings.attempt_timeout,
+            settings.base_delay,
+            settings.open_duration.as_secs_f64(),
+            settings.ramp.as_secs_f64(),
+        ))
+        .transitions(transitions.iter().copied());
+    for p in phases {
+        timeline = timeline.phase(report::Phase::new(p.name, p.start, p.len));
+    }
+    for (name, outcomes) in clients {
+        let arrivals = received
+            .iter()
+            .filter(|r| {
+                r.headers.get("x-demo-client").map(HeaderValue::as_bytes) == Some(name.as_bytes())
+            })
+            .map(|r| r.at.saturating_duration_since(start));
+        timeline = timeline.series(name, outcomes.iter().map(|o| (o.sent, o.ok)), arrivals);
+    }
+    if !args.no_chart {
+        println!();
+        print!(
+            "{}",
+            report::render_terminal(&timeline, &TerminalOptions::for_stdout())
+        );
+    }
+    if let Some(file) = &args.report {
+        report::write(&timeline, file).map_err(|err| {
+            format!(
+                "could not write the report to {}: {err}",
+                file.path().display()
+            )
+        })?;
+        println!("\nreport written to {}", file.path().display());
+    }
+    Ok(())
 }
