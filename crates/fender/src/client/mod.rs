@@ -26,6 +26,40 @@
 //! The four layers stay public for custom stacks; this is the one place their order is
 //! explained.
 //!
+//! # At real traffic
+//!
+//! What each mechanism does in the scenarios the resilience simulation measures
+//! (`cargo bench --bench resilience`: one stack shared by 50 callers sending 250 GETs/s in
+//! total, 20 ms upstream latency, a 30 s caller timeout; worst seed of 100 for S1 and S2, of 10
+//! for the others). "None" is the same callers with no middleware.
+//!
+//! - **S1, each attempt fails with p = 0.10.** Retries recover almost every request: worst seed
+//!   99.84% success at 1.11x load (none: 89.17%). The breaker never opens: a run of five
+//!   failures that the failure rate seen just before it makes likely is not evidence of an
+//!   outage, and a retry's repeated failure is not counted again.
+//! - **S2, p = 0.50.** The upstream still serves half its requests, so nothing cuts it off.
+//!   The retry budget bounds the extra load and adaptive throttling sheds only what the host
+//!   refuses beyond `K = 2` times its accepts: worst seed 59.95% at 1.23x (none: 48.90%,
+//!   tower::retry with a `TpsBudget` 60.72% at 1.24x).
+//! - **S3, a 45, 60 or 70 s outage.** The breaker opens on the contract's five consecutive
+//!   failures, sends three probes per open period and ramps back: outage load 0.002x–0.004x,
+//!   and every second has ≥ 95% success again 10 to 30 s after the heal.
+//! - **S4, 429 with `Retry-After: 5` for 20 s.** The first `Retry-After` holds every request
+//!   to the host, new ones included, until it runs out; requests wait when the wait fits their
+//!   deadline, then a few probes go and a ramp releases the rest: no arrival while a
+//!   `Retry-After` runs (none: 6,242), 99.98% success (none: 66.66%).
+//! - **S5, 1,000 callers at once into a 1 s outage.** Backoff multiplies the nominal delay by
+//!   U(0.8, 1.2), so the first retries land after the heal, spread over 0.8–1.2 s; failures of
+//!   requests that were in flight together count as one piece of evidence, so the herd's own
+//!   failures do not hold the circuit open: 100% success with at most 109 arrivals per 100 ms.
+//!
+//! The demo (`cargo run --example demo`) shows the same against a real server over TCP, with
+//! the contract's times scaled by 1/15: with a truthful rate limiter the stack sends nothing
+//! while a `Retry-After` runs (a bare client sent 169 requests into running waits and was
+//! blocked for the whole phase) and succeeds 96–98% against the bare client's 15%; in a flaky
+//! phase (30% 503, 10% resets) 87–93% against 59–63%; in the outage it sends 0.03x of the bare
+//! client's load; in recovery it loses less than the rest of the open period plus the ramp.
+//!
 //! # Example
 //!
 //! ```
