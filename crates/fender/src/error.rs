@@ -205,6 +205,7 @@ impl ApiError {
     }
 
     /// Sets the HTTP status (e.g. 405 with `INVALID_REQUEST`).
+    #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.inner.status = status;
         self
@@ -215,6 +216,7 @@ impl ApiError {
     /// On a 4xx the message is sent as it is. On a 5xx it is internal: it is logged, and the
     /// envelope carries the code's generic message instead (see
     /// [`with_public_message`](Self::with_public_message)).
+    #[must_use]
     pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.inner.message = message.into();
         self.inner.public_message = false;
@@ -225,6 +227,7 @@ impl ApiError {
     ///
     /// On a 4xx every detail is sent. On a 5xx details are internal (logged with the error,
     /// never sent) unless added with [`with_public_detail`](Self::with_public_detail).
+    #[must_use]
     pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         let key = key.into();
         self.inner.public_details.retain(|k| *k != key);
@@ -233,6 +236,7 @@ impl ApiError {
     }
 
     /// Replaces `details`; on a 5xx none of them is sent (see [`with_detail`](Self::with_detail)).
+    #[must_use]
     pub fn with_details(mut self, details: Map<String, Value>) -> Self {
         self.inner.details = details;
         self.inner.public_details.clear();
@@ -240,6 +244,7 @@ impl ApiError {
     }
 
     /// Sets the request id.
+    #[must_use]
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.inner.request_id = Some(request_id.into());
         self
@@ -249,24 +254,28 @@ impl ApiError {
     ///
     /// It is never sent: an envelope always carries the time it was rendered at (RFC 3339,
     /// UTC, milliseconds), whatever string is set here. Decoded errors carry the server's.
+    #[must_use]
     pub fn with_timestamp(mut self, timestamp: impl Into<String>) -> Self {
         self.inner.timestamp = Some(timestamp.into());
         self
     }
 
     /// Sets the `Retry-After` delay (sent rounded up to whole seconds).
+    #[must_use]
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
         self.inner.retry_after = Some(delay);
         self
     }
 
     /// Adds a header to send with the response (`Allow`, `WWW-Authenticate`, …).
+    #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.inner.headers.append(name, value);
         self
     }
 
     /// Attaches the underlying error: logged with the request id, never sent to the client.
+    #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(Arc::from(source.into()));
         self

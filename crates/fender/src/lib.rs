@@ -50,6 +50,7 @@
 //! | `axum` | no | `axum::response::IntoResponse` for [`ApiError`] |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod builder_ext;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
@@ -84,6 +85,10 @@ pub use error::Origin;
 pub use hedge::HedgeLayer;
 #[cfg(feature = "retry")]
 pub use retry::RetryLayer;
+
+pub use builder_ext::ServiceBuilderExt;
+#[cfg(feature = "envelope")]
+pub use timeout::RequestTimeoutLayer;
 
 /// The error type of layers that add failure modes of their own.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

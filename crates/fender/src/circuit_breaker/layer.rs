@@ -36,6 +36,7 @@ use crate::classify::{Classify, ContractClassifier};
 /// other in combination are checked when the breaker is made, so that the order of the setters
 /// never matters.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until it is used"]
 pub struct CircuitBreakerLayer<C = ContractClassifier, M = Single> {
     config: Config,
     classifier: C,

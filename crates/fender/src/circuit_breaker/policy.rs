@@ -25,6 +25,7 @@ use super::state_word::FIELD_MAX;
 /// # let _ = layer;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[must_use = "a builder does nothing until it is used"]
 pub struct FailureRate {
     pub(crate) window: WindowKind,
     pub(crate) threshold: f64,

@@ -34,6 +34,7 @@ const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// # let _ = layer;
 /// ```
 #[derive(Debug, Clone, Copy)]
+#[must_use = "a builder does nothing until it is used"]
 pub struct DecodeEnvelopeLayer {
     config: DecodeConfig,
 }

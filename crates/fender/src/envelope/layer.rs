@@ -91,6 +91,7 @@ impl fmt::Debug for Config {
 /// # let _ = layer;
 /// ```
 #[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until it is used"]
 pub struct ErrorEnvelopeLayer {
     config: Config,
 }

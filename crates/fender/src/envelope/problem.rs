@@ -153,6 +153,7 @@ impl Problem {
     ///     Some("https://api.example.com/problems/conflict")
     /// );
     /// ```
+    #[must_use]
     pub fn with_type_base(mut self, base: &str) -> Self {
         if let Some(code) = &self.code {
             self.problem_type = Some(type_uri(base, code));

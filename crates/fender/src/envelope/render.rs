@@ -39,6 +39,7 @@ impl ApiError {
     /// assert_eq!(sent.message, "down for maintenance until 10:00 UTC");
     /// assert_eq!(serde_json::Value::Object(sent.details), json!({"until": "2026-11-25T10:00:00Z"}));
     /// ```
+    #[must_use]
     pub fn with_public_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.inner.message = message.into();
         self.inner.public_message = true;
@@ -47,6 +48,7 @@ impl ApiError {
 
     /// Adds one entry to `details` that is sent even on a 5xx: use it, deliberately, only for
     /// values that are safe to publish (see [`with_public_message`](Self::with_public_message)).
+    #[must_use]
     pub fn with_public_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         let key = key.into();
         if !self.inner.public_details.contains(&key) {

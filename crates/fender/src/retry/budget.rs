@@ -47,6 +47,7 @@ const BATCH: u64 = 16;
 /// assert!(budget.withdraw()); // the floor allows 30 retries in the window
 /// # }
 /// ```
+#[must_use = "a builder does nothing until it is used"]
 pub struct RetryBudget {
     slots: Box<[AtomicU64]>,
     /// Requests seen; every `BATCH`-th one moves a batch of deposits into a slot.

@@ -17,6 +17,7 @@ use crate::classify::{Classify, ContractClassifier};
 /// `RetryLayer::new()` gives the defaults of the contract; each builder method changes one
 /// setting. Every service the layer makes, and every clone of those services, shares one
 /// [`RetryBudget`].
+#[must_use = "a builder does nothing until it is used"]
 pub struct RetryLayer<C = ContractClassifier> {
     config: Config<C>,
 }
