@@ -1,42 +1,66 @@
 //! Tower middleware that gives an HTTP API one error contract, end to end.
 //!
-//! - [`ErrorEnvelopeLayer`](envelope::ErrorEnvelopeLayer) (servers): every 4xx/5xx leaves as the
-//!   JSON envelope `{"error":{"code","message","details","request_id","timestamp"}}`, every
-//!   response carries an `x-request-id`, panics and middleware errors become envelopes too.
-//! - [`DecodeEnvelopeLayer`](envelope::DecodeEnvelopeLayer) (clients): every failure, an error
-//!   response or a broken connection, becomes one typed [`ApiError`] that knows its code, request
-//!   id and whether it is retryable.
-//! - [`RetryLayer`] (clients): exponential backoff with jitter, a small cap on
-//!   attempts, only what is transient, `Retry-After` honoured, non-idempotent requests never
-//!   replayed unsafely, and a retry budget shared by every clone.
-//! - [`CircuitBreakerLayer`] (clients): opens after
-//!   consecutive failures (or a failure rate), fails fast while open, probes with a limited
-//!   number of requests, then ramps traffic back up. Lock-free when closed.
+//! - [`ErrorEnvelopeLayer`] (servers): every 4xx/5xx leaves as the JSON envelope
+//!   `{"error":{"code","message","details","request_id","timestamp"}}` (or RFC 9457 problem
+//!   details when the caller's `Accept` prefers them), every response carries an
+//!   `x-request-id`, panics and middleware errors become envelopes too.
+//! - [`ClientLayer`] (clients): the contract's client stack in one layer, in the one order
+//!   that works: decoding, retries, and per host a `Retry-After` hold, adaptive throttling and a
+//!   circuit breaker, with a per-attempt timeout innermost.
+//! - [`DecodeEnvelopeLayer`] (clients): every failure, an error response or a broken
+//!   connection, becomes one typed [`ApiError`] that knows its code, request id and whether it
+//!   is retryable.
+//! - [`RetryLayer`] (clients): exponential backoff with jitter, a small cap on attempts, only
+//!   what is transient, `Retry-After` honoured, non-idempotent requests never replayed unsafely,
+//!   and a retry budget shared by every clone.
+//! - [`CircuitBreakerLayer`] (clients): opens after consecutive failures (or a failure rate),
+//!   fails fast while open, probes with a limited number of requests, then ramps traffic back
+//!   up. Lock-free when closed.
+//! - [`RequestTimeoutLayer`] (servers) keeps to the caller's deadline and [`HedgeLayer`]
+//!   (clients) sends a second copy of a slow idempotent request.
 //!
 //! The vocabulary is shared by both sides: [`ErrorCode`] for the eleven codes of the contract,
-//! [`ApiError`] for the error itself, and [`classify`] for the one rule book that says what
-//! succeeded, what failed and what may be retried.
+//! [`ApiError`] for the error itself, [`Origin`] for where it came from, and [`classify`] (with
+//! [`Class`]) for the one rule book that says what succeeded, what failed and what may be
+//! retried. The contract itself is in [`contract`].
 //!
-//! # A client stack
-//!
-//! Envelope decoding outermost, retry outside the breaker, the per-attempt timeout innermost:
+//! # A client
 //!
 //! ```
 //! # #[cfg(all(feature = "retry", feature = "circuit-breaker", feature = "envelope"))] {
 //! use std::time::Duration;
-//! use fender::{CircuitBreakerLayer, RetryLayer};
-//! use fender::envelope::DecodeEnvelopeLayer;
+//! use fender::ClientLayer;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
 //! use tower::ServiceBuilder;
 //!
 //! let client = ServiceBuilder::new()
-//!     .layer(DecodeEnvelopeLayer::new())
-//!     .layer(RetryLayer::new())
-//!     .layer(CircuitBreakerLayer::new())
-//!     .timeout(Duration::from_secs(5))
-//!     .service(Client::builder(TokioExecutor::new()).build_http::<fender::retry::ReplayBody<http_body_util::Full<bytes::Bytes>>>());
-//! # let _ = client;
+//!     .layer(ClientLayer::new().attempt_timeout(Duration::from_secs(5)))
+//!     .service(Client::builder(TokioExecutor::new()).build_http());
+//! # fn is_client<S: tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Error = fender::ApiError>>(_: &S) {}
+//! # is_client(&client);
+//! # }
+//! ```
+//!
+//! # A server
+//!
+//! ```
+//! # #[cfg(all(feature = "envelope", feature = "axum"))] {
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use fender::{ApiError, ServiceBuilderExt};
+//! use tower::ServiceBuilder;
+//!
+//! async fn user() -> Result<String, ApiError> {
+//!     Err(ApiError::not_found("user 7 does not exist"))
+//! }
+//!
+//! let app: Router = Router::new().route("/users/7", get(user)).layer(
+//!     ServiceBuilder::new()
+//!         .error_envelope()
+//!         .caller_deadline(Duration::from_secs(10)),
+//! );
+//! # let _ = app;
 //! # }
 //! ```
 //!
