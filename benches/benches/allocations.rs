@@ -3,7 +3,8 @@
 //! around the same inner service.
 //!
 //! Prints one line per contender: allocations and bytes allocated per call, over 10,000 calls
-//! after 1,000 of warm-up, through one long-lived handle on a current-thread runtime.
+//! after 1,000 of warm-up, through one long-lived handle on a current-thread runtime, and the
+//! size of the response future (what every `.await` on it moves).
 
 mod peers;
 
@@ -39,7 +40,10 @@ where
     S::Error: Debug,
     F: Fn() -> Request<Full<Bytes>>,
 {
-    let (allocations, bytes) = rt.block_on(async {
+    let (allocations, bytes, size) = rt.block_on(async {
+        let future = svc.ready().await.unwrap().call(make());
+        let size = std::mem::size_of_val(&future);
+        black_box(future.await.unwrap());
         for _ in 0..WARM_UP {
             black_box(svc.ready().await.unwrap().call(make()).await.unwrap());
         }
@@ -51,10 +55,11 @@ where
         (
             (stats.allocations + stats.reallocations) as u64,
             (stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize) as u64,
+            size,
         )
     });
     println!(
-        "{name:<40} {:>6.2} allocations/call {:>8.1} bytes/call",
+        "{name:<32} {:>6.2} allocations/call {:>8.1} bytes/call {size:>5} bytes of future",
         allocations as f64 / CALLS as f64,
         bytes as f64 / CALLS as f64
     );
