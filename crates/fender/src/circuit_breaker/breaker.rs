@@ -96,6 +96,14 @@ impl Prepared {
             }
         };
         let local = breaker.refs.current();
+        if let Some(ticket) = local.machine.admit_closed() {
+            return Ok(Permit {
+                local: local.clone(),
+                started: local.slow_call.map(|_| sync::now()),
+                ticket,
+                recorded: false,
+            });
+        }
         let (result, transition) = local.machine.admit(ramp_pass);
         // From here the permit owns what the admission took: a panic anywhere after (in the
         // callback, in the inner service's `call`) gives it back.

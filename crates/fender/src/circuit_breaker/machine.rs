@@ -308,6 +308,15 @@ impl Machine {
         }
     }
 
+    /// The common case of [`admit`](Self::admit), small enough to inline into the caller: the
+    /// ticket of a call a closed circuit admits (no transition, nothing to count), or `None`
+    /// when the circuit is in any other state and `admit` must decide.
+    #[inline]
+    pub(crate) fn admit_closed(&self) -> Option<Ticket> {
+        let w = self.load();
+        (w.kind() == Kind::Closed).then(|| self.closed_ticket(w.epoch()))
+    }
+
     #[inline]
     fn closed_ticket(&self, epoch: u64) -> Ticket {
         Ticket::Closed {

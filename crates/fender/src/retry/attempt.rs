@@ -22,8 +22,9 @@ pub(crate) struct Ctx<S, B, C> {
     /// The head and body source to build each retry from; `None` when the request cannot be
     /// retried (it is only waiting for its first admission).
     pub(super) replay: Option<(Template, Source<B>)>,
-    /// The first request, while it waits to be admitted.
-    first: Option<Request<ReplayBody<B>>>,
+    /// The first request, while it waits to be admitted; boxed, since few requests wait and
+    /// every future carries this field.
+    first: Option<Box<Request<ReplayBody<B>>>>,
     idempotent: bool,
     pub(super) config: Arc<Config<C>>,
     /// When the request's deadline passes, if it has one.
@@ -83,7 +84,7 @@ impl<S, B, C> Ctx<S, B, C> {
         Ctx {
             service,
             replay,
-            first,
+            first: first.map(Box::new),
             idempotent,
             config,
             deadline,
@@ -101,7 +102,7 @@ impl<S, B, C> Ctx<S, B, C> {
     /// with its attempt number and the time left before its deadline in its headers.
     pub(super) fn next_request(&mut self, attempt: u32) -> Request<ReplayBody<B>> {
         let mut req = match self.first.take() {
-            Some(first) => first,
+            Some(first) => *first,
             None => {
                 let (template, source) = self
                     .replay

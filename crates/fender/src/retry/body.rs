@@ -47,7 +47,10 @@ pin_project! {
 }
 
 pub(crate) struct Shared<B> {
-    /// The caller's body, until it has ended.
+    /// The caller's body, until it is first polled: kept in place, so that a body nobody reads
+    /// costs no allocation of its own.
+    fresh: Option<B>,
+    /// The caller's body once polled, until it has ended.
     body: Option<Pin<Box<B>>>,
     /// The data frames read so far, while they fit under the cap.
     chunks: Vec<Bytes>,
@@ -118,14 +121,12 @@ impl<B: Body> ReplayBody<B> {
             );
             return (ReplayBody::passthrough(body), None);
         }
-        let capacity = match hint.exact() {
-            // An exact small size: one allocation of the right size.
-            Some(n) => usize::try_from(n).map_or(1, |n| n.min(8)),
-            None => 4,
-        };
+        // One allocation here; the body is boxed and its chunk list grown only when it is
+        // polled.
         let shared = Arc::new(Mutex::new(Shared {
-            body: Some(Box::pin(body)),
-            chunks: Vec::with_capacity(capacity),
+            fresh: Some(body),
+            body: None,
+            chunks: Vec::new(),
             buffered: 0,
             cap,
             read: 0,
@@ -189,6 +190,9 @@ where
                         }
                     }
                     return Poll::Ready(None);
+                }
+                if let Some(fresh) = s.fresh.take() {
+                    s.body = Some(Box::pin(fresh));
                 }
                 let Some(body) = s.body.as_mut() else {
                     return Poll::Ready(Some(Err(NotReplayable.into())));
@@ -332,6 +336,15 @@ mod tests {
         assert_eq!(frame.into_data().unwrap(), "ab");
         drop(first);
         assert_eq!(source.body().collect().await.unwrap().to_bytes(), "abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_body_the_first_attempt_never_read_is_replayed_whole() {
+        let (first, source) = ReplayBody::first(chunked(&[b"ab", b"cd"]), 1024);
+        let source = source.unwrap();
+        drop(first);
+        assert!(source.is_replayable());
+        assert_eq!(source.body().collect().await.unwrap().to_bytes(), "abcd");
     }
 
     #[tokio::test]

@@ -41,8 +41,9 @@ pin_project! {
         // The classifier of a single attempt sent without a retry context, when the gate
         // wants its verdict.
         classifier: Option<C>,
-        // The last result and its class, while a deferred retry waits for the budget.
-        held: Option<(Result<S::Response, BoxError>, Class)>,
+        // The last result and its class, while a deferred retry waits for the budget; boxed,
+        // since few requests defer and every future carries this field.
+        held: Option<Box<(Result<S::Response, BoxError>, Class)>>,
         gate: GateState<G>,
     }
 }
@@ -214,7 +215,7 @@ where
                         Some(Next::Retry(delay)) => delay,
                         Some(Next::Defer(wait)) => {
                             // Kept, to be returned if the budget still says no.
-                            *this.held = Some((result, class));
+                            *this.held = Some(Box::new((result, class)));
                             this.state.set(State::Waiting);
                             arm(this.timer, after(wait));
                             continue;
@@ -241,7 +242,7 @@ where
                         .retry
                         .as_mut()
                         .expect("only a request with a retry context is admitted later");
-                    if let Some((result, class)) = this.held.take() {
+                    if let Some((result, class)) = this.held.take().map(|held| *held) {
                         let gate = &*this.gate;
                         if !ctx.budget_allows(gate.gate.healthy(&gate.scope)) {
                             this.state.set(State::Done);
@@ -335,17 +336,19 @@ fn finish<S, B, C, T>(
     attempts: u32,
     ctx: &mut Ctx<S, B, C>,
 ) -> Result<Response<T>, BoxError> {
+    if attempts <= 1 {
+        // Most requests: nothing to add, and the response is not moved again.
+        return result;
+    }
     result.map(|mut res| {
-        if attempts > 1 {
-            res.extensions_mut().insert(RetryInfo {
-                attempts,
-                delays: ctx
-                    .history
-                    .as_mut()
-                    .map(|h| mem::take(&mut h.delays))
-                    .unwrap_or_default(),
-            });
-        }
+        res.extensions_mut().insert(RetryInfo {
+            attempts,
+            delays: ctx
+                .history
+                .as_mut()
+                .map(|h| mem::take(&mut h.delays))
+                .unwrap_or_default(),
+        });
         res
     })
 }

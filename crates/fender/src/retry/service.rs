@@ -125,13 +125,15 @@ where
             }
         };
         let gate = GateState::new(self.gate.clone(), scope, permit);
-        super::deadline::stamp(&mut parts.headers, 1, remaining);
         let (body, source) = if config.max_attempts <= 1 {
             (ReplayBody::passthrough(body), None)
         } else {
             ReplayBody::first(body, config.body_cap)
         };
+        // The template is taken before the first attempt's stamp: a retry stamps its own, and
+        // a request without headers then has an empty map to copy, which allocates nothing.
         let replay = source.map(|source| (Template::new(&parts), source));
+        super::deadline::stamp(&mut parts.headers, 1, remaining);
         let idempotent = config.non_idempotent
             || is_idempotent(&parts.method)
             || parts.headers.contains_key(IDEMPOTENCY_KEY);

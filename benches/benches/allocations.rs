@@ -1,0 +1,109 @@
+//! Allocations per call of every contender of the `overhead` benchmark, in the same shape,
+//! counted by a global allocator that counts; plus the envelope layers and the README's stacks
+//! around the same inner service.
+//!
+//! Prints one line per contender: allocations and bytes allocated per call, over 10,000 calls
+//! after 1,000 of warm-up, through one long-lived handle on a current-thread runtime, and the
+//! size of the response future (what every `.await` on it moves).
+
+mod peers;
+
+use std::alloc::System;
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fender::circuit_breaker::CircuitBreakerLayer;
+use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
+use fender::retry::RetryLayer;
+use fender_benches::runtime;
+use http::{Request, Response};
+use http_body_util::Full;
+use peers::{
+    answer, ping, ping_with, tower_resilience_retry, tower_retry, with_failsafe, with_recloser,
+    with_tower_resilience_breaker,
+};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const WARM_UP: u64 = 1_000;
+const CALLS: u64 = 10_000;
+
+/// Allocations and bytes per call of `svc` for requests made by `make`.
+fn count<S, B, F>(rt: &tokio::runtime::Runtime, name: &str, mut svc: S, make: F)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: Debug,
+    F: Fn() -> Request<Full<Bytes>>,
+{
+    let (allocations, bytes, size) = rt.block_on(async {
+        let future = svc.ready().await.unwrap().call(make());
+        let size = std::mem::size_of_val(&future);
+        black_box(future.await.unwrap());
+        for _ in 0..WARM_UP {
+            black_box(svc.ready().await.unwrap().call(make()).await.unwrap());
+        }
+        let region = Region::new(GLOBAL);
+        for _ in 0..CALLS {
+            black_box(svc.ready().await.unwrap().call(make()).await.unwrap());
+        }
+        let stats = region.change();
+        (
+            (stats.allocations + stats.reallocations) as u64,
+            (stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize) as u64,
+            size,
+        )
+    });
+    println!(
+        "{name:<32} {:>6.2} allocations/call {:>8.1} bytes/call {size:>5} bytes of future",
+        allocations as f64 / CALLS as f64,
+        bytes as f64 / CALLS as f64
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter, when given, selects rows by name.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let rt = runtime();
+    let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    macro_rules! rows {
+        ($($name:expr => $svc:expr, $make:expr;)*) => {
+            $( if run($name) { count(&rt, $name, $svc, $make); } )*
+        };
+    }
+    let body = |size: usize| {
+        let bytes = Bytes::from(vec![7u8; size]);
+        move || ping_with(bytes.clone())
+    };
+    rows! {
+        "retry/bare" => answer(), ping;
+        "retry/fender" => RetryLayer::new().layer(answer()), ping;
+        "retry/tower" => tower_retry(answer()), ping;
+        "retry/tower-resilience" => tower_resilience_retry().layer(answer()), ping;
+        "retry body/fender/empty" => RetryLayer::new().layer(answer()), body(0);
+        "retry body/tower/empty" => tower_retry(answer()), body(0);
+        "retry body/fender/64 KiB" => RetryLayer::new().layer(answer()), body(64 * 1024);
+        "retry body/tower/64 KiB" => tower_retry(answer()), body(64 * 1024);
+        "breaker/bare" => answer(), ping;
+        "breaker/fender" => CircuitBreakerLayer::new().layer(answer()), ping;
+        "breaker/failsafe" => with_failsafe(answer()), ping;
+        "breaker/recloser" => with_recloser(answer()), ping;
+        "breaker/tower-resilience" => with_tower_resilience_breaker(answer()), ping;
+        "envelope/server" => ErrorEnvelopeLayer::new().layer(answer()), ping;
+        "envelope/client" => DecodeEnvelopeLayer::new().layer(answer()), ping;
+        "stack/client" => ServiceBuilder::new()
+            .layer(DecodeEnvelopeLayer::new())
+            .layer(RetryLayer::new())
+            .layer(CircuitBreakerLayer::new())
+            .timeout(Duration::from_secs(5))
+            .service(answer()), ping;
+        "stack/server" => ServiceBuilder::new()
+            .layer(ErrorEnvelopeLayer::new())
+            .timeout(Duration::from_secs(2))
+            .service(answer()), ping;
+    }
+}

@@ -1,0 +1,151 @@
+//! The overhead of the retry layer and the breaker in the shape, against the peers:
+//! a `GET /` with no headers and a 4-byte static body; an inner `service_fn` that answers 200
+//! at once without reading the body; one long-lived handle driven with `ready().await` then
+//! `call().await`; a current-thread runtime per thread.
+//!
+//! - `retry`: `bare`, `fender` (`RetryLayer::new()`), `tower` (`tower::retry` with a
+//!   `TpsBudget`, see `peers::Attempts`), `tower-resilience` (its `RetryLayer`);
+//! - `breaker`: `bare`, `fender` (`CircuitBreakerLayer::new()`), `failsafe`, `recloser`,
+//!   `tower-resilience`;
+//! - `retry body`: the same shape with a body of every size from empty to the replay cap
+//!   (64 KiB), `bare`, `fender` and `tower`.
+//!
+//! Every contender runs on one thread, and on two threads at once that call clones of one
+//! service (so one shared budget or breaker), each thread with its own current-thread runtime;
+//! the two-thread figure is the slower thread's time per call.
+
+mod peers;
+
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use fender::circuit_breaker::CircuitBreakerLayer;
+use fender::retry::RetryLayer;
+use fender_benches::runtime;
+use http::{Request, Response};
+use http_body_util::Full;
+use peers::{
+    answer, ping, ping_with, tower_resilience_retry, tower_retry, with_failsafe, with_recloser,
+    with_tower_resilience_breaker,
+};
+use tower::{Layer, Service, ServiceExt};
+
+/// `iters` calls through one long-lived handle, timed.
+async fn calls<S, B, F>(mut svc: S, iters: u64, make: F) -> Duration
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: Debug,
+    F: Fn() -> Request<Full<Bytes>>,
+{
+    let start = Instant::now();
+    for _ in 0..iters {
+        let res = svc.ready().await.unwrap().call(make()).await;
+        black_box(res.unwrap());
+    }
+    start.elapsed()
+}
+
+/// `iters` calls on each of two threads at once through clones of `svc`; the slower thread's
+/// time.
+fn run_two<S, B>(svc: S, iters: u64, make: fn() -> Request<Full<Bytes>>) -> Duration
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send,
+    S::Error: Debug,
+{
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (svc, barrier) = (svc.clone(), &barrier);
+                scope.spawn(move || {
+                    let rt = runtime();
+                    barrier.wait();
+                    rt.block_on(calls(svc, iters, make))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .max()
+            .unwrap()
+    })
+}
+
+macro_rules! contenders {
+    ($group:ident, $rt:ident, $($name:literal => $make:expr),* $(,)?) => {
+        $(
+            $group.bench_function(concat!($name, "/1 thread"), |b| {
+                b.to_async(&$rt).iter_custom(|n| calls($make, n, ping))
+            });
+        )*
+        $(
+            $group.bench_function(concat!($name, "/2 threads"), |b| {
+                b.iter_custom(|n| run_two($make, n, ping))
+            });
+        )*
+    };
+}
+
+fn retry(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("retry");
+    contenders!(group, rt,
+        "bare" => answer(),
+        "fender" => RetryLayer::new().layer(answer()),
+        "tower" => tower_retry(answer()),
+        "tower-resilience" => tower_resilience_retry().layer(answer()),
+    );
+    group.finish();
+}
+
+fn breaker(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("breaker");
+    contenders!(group, rt,
+        "bare" => answer(),
+        "fender" => CircuitBreakerLayer::new().layer(answer()),
+        "failsafe" => with_failsafe(answer()),
+        "recloser" => with_recloser(answer()),
+        "tower-resilience" => with_tower_resilience_breaker(answer()),
+    );
+    group.finish();
+}
+
+fn retry_body(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("retry body");
+    for (name, size) in [
+        ("empty", 0usize),
+        ("4 B", 4),
+        ("1 KiB", 1024),
+        ("16 KiB", 16 * 1024),
+        ("64 KiB", 64 * 1024),
+    ] {
+        let body = Bytes::from(vec![7u8; size]);
+        let make = || ping_with(body.clone());
+        group.bench_function(BenchmarkId::new("bare", name), |b| {
+            b.to_async(&rt).iter_custom(|n| calls(answer(), n, make))
+        });
+        group.bench_function(BenchmarkId::new("fender", name), |b| {
+            b.to_async(&rt)
+                .iter_custom(|n| calls(RetryLayer::new().layer(answer()), n, make))
+        });
+        group.bench_function(BenchmarkId::new("tower", name), |b| {
+            b.to_async(&rt)
+                .iter_custom(|n| calls(tower_retry(answer()), n, make))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = fender_benches::criterion_config();
+    targets = retry, breaker, retry_body
+}
+criterion_main!(benches);
