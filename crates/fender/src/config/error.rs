@@ -36,12 +36,10 @@ impl ConfigError {
         }
     }
 
-    /// The same error, for a field of a nested table named `parent`.
-    #[cfg_attr(
-        not(any(feature = "retry", feature = "circuit-breaker")),
-        allow(dead_code)
-    )]
-    pub(crate) fn within(mut self, parent: &str) -> Self {
+    /// The same error, for the field as it sits in a table named `parent`: for an application
+    /// whose own file holds the configuration as a table, `retry.max_attempts` becomes
+    /// `client.retry.max_attempts`.
+    pub fn within(mut self, parent: &str) -> Self {
         self.field = format!("{parent}.{}", self.field);
         self
     }
