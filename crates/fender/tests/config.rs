@@ -860,4 +860,18 @@ mod end_to_end {
         assert_eq!(upstream.count(), 1);
         assert_eq!(start.elapsed(), ms(250));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_decode_table_reaches_the_client_stack() {
+        let upstream = Upstream::new(Reply::ok());
+        let config: ClientConfig = parse("[decode]\ngenerate_request_id = false");
+        let svc = config.layer().unwrap().layer(upstream.service());
+        svc.oneshot(get()).await.unwrap();
+        let config: ClientConfig = parse("");
+        let svc = config.layer().unwrap().layer(upstream.service());
+        svc.oneshot(get()).await.unwrap();
+        let received = upstream.received();
+        assert!(!received[0].headers.contains_key("x-request-id"));
+        assert!(received[1].headers.contains_key("x-request-id"));
+    }
 }

@@ -25,8 +25,8 @@ const BUDGET_RATIO: f32 = 0.2;
 /// missing one keeps the builder's default.
 ///
 /// The keys are the builder's method names. The callback ([`RetryLayer::on_retry`]), the
-/// classifier and the wall clock are code, not settings: add them with [`apply_to`]
-/// (Self::apply_to).
+/// classifier and the wall clock are code, not settings: add them with
+/// [`apply_to`](Self::apply_to).
 ///
 /// ```
 /// use fender::config::RetryConfig;
