@@ -101,6 +101,24 @@ mod defaults {
     }
 
     #[test]
+    fn the_effective_settings_build_the_same_layer_as_the_file() {
+        for file in [
+            "[retry]\nmax_attempts = 5\nno_budget = true\ndeadline = \"3s\"",
+            "[breaker]\nstrict_consecutive = true\n[breaker.failure_rate]\ncalls = 8",
+            "[breaker]\nno_ramp = true\nmax_open_duration = \"1m\"\nseed = 3",
+            "no_throttle = true\nbody_timeout = \"1s\"\n[retry.budget]\nratio = 0.5",
+        ] {
+            let config: ClientConfig = parse(file);
+            let effective = config.effective().unwrap();
+            assert_eq!(
+                debug(effective.layer().unwrap()),
+                debug(config.layer().unwrap()),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
     fn the_effective_settings_leave_out_what_is_switched_off() {
         let client = parse::<ClientConfig>(
             "no_breaker = true\nno_attempt_timeout = true\n[retry]\nno_budget = true",

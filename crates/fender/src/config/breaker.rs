@@ -215,7 +215,11 @@ impl BreakerConfig {
         Ok(BreakerConfig {
             consecutive_failures: (!by_rate)
                 .then(|| self.consecutive_failures.unwrap_or(CONSECUTIVE_FAILURES)),
-            strict_consecutive: (!by_rate).then(|| check::on(self.strict_consecutive)),
+            strict_consecutive: if by_rate {
+                self.strict_consecutive
+            } else {
+                Some(check::on(self.strict_consecutive))
+            },
             failure_rate: self.failure_rate.as_ref().map(FailureRateConfig::effective),
             slow_call_threshold: self.slow_call_threshold,
             open_duration: Some(self.open_duration.unwrap_or(OPEN_DURATION.into())),
