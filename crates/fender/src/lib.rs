@@ -81,6 +81,8 @@ pub mod classify;
 #[cfg(all(feature = "retry", feature = "circuit-breaker", feature = "envelope"))]
 pub mod client;
 pub mod code;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod error;
 pub mod headers;
 #[cfg(feature = "retry")]
