@@ -72,6 +72,7 @@
 //! | `retry` | yes | [`retry`] |
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
 //! | `axum` | no | `axum::response::IntoResponse` for [`ApiError`] |
+//! | `config` | no | [`config`]: serde configurations of the layers, durations as `"250ms"` |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod builder_ext;
