@@ -48,6 +48,7 @@
 //! | `retry` | yes | [`retry`] |
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
 //! | `axum` | no | `axum::response::IntoResponse` for [`ApiError`] |
+//! | `metrics` | no | [`metrics`](crate::metrics): counters, gauges and histograms through the `metrics` facade |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "circuit-breaker")]
@@ -60,6 +61,10 @@ pub mod error;
 pub mod headers;
 #[cfg(feature = "retry")]
 pub mod hedge;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 pub mod request_id;
 #[cfg(feature = "retry")]
 pub mod retry;

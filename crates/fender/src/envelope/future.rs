@@ -271,6 +271,7 @@ fn render(
     line: &RequestLine,
 ) -> Response<EnvelopeBody<InnerBody>> {
     let api = api.with_request_id(id_str(id));
+    crate::metrics::envelope_sent(&api);
     log(&api, line);
     super::strip_representation_headers(&mut parts.headers);
     let json = api.render_into(&mut parts);

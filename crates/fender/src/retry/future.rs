@@ -44,6 +44,7 @@ pin_project! {
         // The last result and its class, while a deferred retry waits for the budget.
         held: Option<(Result<S::Response, BoxError>, Class)>,
         gate: GateState<G>,
+        started: crate::metrics::Stopwatch,
     }
 }
 
@@ -100,6 +101,7 @@ where
             classifier,
             held: None,
             gate,
+            started: crate::metrics::Stopwatch::start(),
         }
     }
 
@@ -120,6 +122,7 @@ where
             classifier: None,
             held: None,
             gate,
+            started: crate::metrics::Stopwatch::start(),
         }
     }
 
@@ -135,6 +138,7 @@ where
             classifier: None,
             held: None,
             gate,
+            started: crate::metrics::Stopwatch::start(),
         }
     }
 }
@@ -190,10 +194,17 @@ where
                             };
                             record(gate, class, &result, this.retry.as_ref());
                         }
+                        crate::metrics::unretried(
+                            this.started,
+                            this.retry.as_ref().map(|c| &c.config.classifier),
+                            this.classifier.as_ref(),
+                            &result,
+                        );
                         this.state.set(State::Done);
                         return Poll::Ready(result);
                     };
                     let class = classify(&ctx.config.classifier, &result);
+                    crate::metrics::attempt_done(class, this.started);
                     let asked = if matches!(class, Class::RateLimited | Class::ServerError) {
                         server_delay(&result, ctx.config.wall_clock)
                     } else {
@@ -208,6 +219,7 @@ where
                     };
                     let delay = match ctx.decide(class, asked, *this.attempt, view) {
                         None => {
+                            crate::metrics::request_done(class);
                             this.state.set(State::Done);
                             return Poll::Ready(finish(result, *this.attempt, ctx));
                         }
@@ -244,6 +256,8 @@ where
                     if let Some((result, class)) = this.held.take() {
                         let gate = &*this.gate;
                         if !ctx.budget_allows(gate.gate.healthy(&gate.scope)) {
+                            crate::metrics::budget_refused();
+                            crate::metrics::request_done(class);
                             this.state.set(State::Done);
                             return Poll::Ready(finish(result, *this.attempt, ctx));
                         }
@@ -265,6 +279,7 @@ where
                             arm(this.timer, after(delay.max(MIN_GATE_WAIT)));
                         }
                         Admission::Refuse(error) => {
+                            crate::metrics::request_done(Class::Rejected);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
@@ -286,6 +301,7 @@ where
                     *this.attempt += 1;
                     let future = ready.call(ctx.next_request(*this.attempt));
                     this.state.set(State::Calling { future });
+                    *this.started = crate::metrics::Stopwatch::start();
                     if let Some(timeout) = *this.attempt_timeout {
                         arm(this.timer, after(timeout));
                         *this.timing_attempt = true;
@@ -295,6 +311,7 @@ where
                     let error = error
                         .take()
                         .expect("ResponseFuture polled after completion");
+                    crate::metrics::request_done(Class::Rejected);
                     this.state.set(State::Done);
                     return Poll::Ready(Err(error));
                 }
