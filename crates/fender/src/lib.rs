@@ -73,6 +73,7 @@
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
 //! | `axum` | no | `axum::response::IntoResponse` for [`ApiError`] |
 //! | `config` | no | [`config`]: serde configurations of the layers, durations as `"250ms"` |
+//! | `metrics` | no | [`metrics`](crate::metrics): counters, gauges and histograms through the `metrics` facade |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod builder_ext;
@@ -88,6 +89,10 @@ pub mod error;
 pub mod headers;
 #[cfg(feature = "retry")]
 pub mod hedge;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 pub mod request_id;
 #[cfg(feature = "retry")]
 pub mod retry;

@@ -99,6 +99,7 @@ impl Machine {
             Trip::Consecutive(_) => None,
         };
         let seed = config.seed.unwrap_or_else(rand::random);
+        crate::metrics::breaker_made(key.as_ref());
         Machine {
             hot: CacheAligned(Hot {
                 word: AtomicU64::new(StateWord::INITIAL.bits()),
@@ -174,6 +175,7 @@ impl Machine {
 
     pub(crate) fn count_rejection(&self) {
         self.counters.rejection();
+        crate::metrics::circuit_refused();
     }
 
     /// The probes in flight in half-open round `epoch`.
@@ -464,6 +466,7 @@ impl Machine {
     /// is logged at ERROR and otherwise ignored: the transition is already complete.
     pub(crate) fn report(&self, Transition { from, to }: Transition) {
         self.transitions.fetch_add(1, Relaxed);
+        crate::metrics::breaker_transition(self.key.as_ref(), from, to);
         let key = self.key.as_deref().unwrap_or("");
         match to {
             State::Open | State::ForcedOpen => tracing::warn!(

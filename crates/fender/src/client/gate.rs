@@ -64,7 +64,7 @@ impl Gate for HostGate {
         let probe = match host.pushback.admit(ctx.remaining, ctx.max_wait) {
             Verdict::Go { probe } => probe,
             Verdict::Wait(wait) => return Admission::Wait(wait),
-            Verdict::Refuse(err) => return Admission::Refuse(Box::new(err)),
+            Verdict::Refuse(err) => return Admission::Refuse(Box::new(crate::metrics::held(err))),
         };
         let refuse = |err: crate::BoxError| {
             if probe {
@@ -77,6 +77,7 @@ impl Gate for HostGate {
             && let Some(throttle) = &host.throttle
             && throttle.reject()
         {
+            crate::metrics::throttled();
             return refuse(Box::new(
                 ApiError::service_unavailable(
                     "the upstream is failing most requests: this one was shed locally",

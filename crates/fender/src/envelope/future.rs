@@ -295,6 +295,7 @@ fn render(
     how: Rendering<'_>,
 ) -> Response<EnvelopeBody<InnerBody>> {
     let api = api.with_request_id(id_str(id));
+    crate::metrics::envelope_sent(&api);
     log(&api, line);
     super::strip_representation_headers(&mut parts.headers);
     let json = if how.wire.problem {

@@ -173,6 +173,7 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
         {
             if !gate.defers || self.deferred {
                 tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+                crate::metrics::budget_refused();
                 return None;
             }
             // A herd's retries must spread before the budget can allow them: wait one more
@@ -184,6 +185,7 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
                 && wait.saturating_add(config.attempt_timeout.unwrap_or_default()) >= remaining
             {
                 tracing::debug!(%method, %uri, reason = %class, "not retrying: the retry budget is exhausted");
+                crate::metrics::budget_refused();
                 return None;
             }
             tracing::debug!(%method, %uri, reason = %class, ?wait, "the retry budget is exhausted: asking again later");
@@ -211,6 +213,7 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
             %uri,
             "retrying request"
         );
+        crate::metrics::retry(class);
         if let Some(callback) = &config.on_retry {
             callback.on_retry(next, delay, class);
         }

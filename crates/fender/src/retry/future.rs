@@ -45,6 +45,7 @@ pin_project! {
         // since few requests defer and every future carries this field.
         held: Option<Box<(Result<S::Response, BoxError>, Class)>>,
         gate: GateState<G>,
+        started: crate::metrics::Stopwatch,
     }
 }
 
@@ -101,6 +102,7 @@ where
             classifier,
             held: None,
             gate,
+            started: crate::metrics::Stopwatch::start(),
         }
     }
 
@@ -121,6 +123,7 @@ where
             classifier: None,
             held: None,
             gate,
+            started: crate::metrics::Stopwatch::start(),
         }
     }
 
@@ -136,6 +139,7 @@ where
             classifier: None,
             held: None,
             gate,
+            started: crate::metrics::Stopwatch::start(),
         }
     }
 }
@@ -191,10 +195,17 @@ where
                             };
                             record(gate, class, &result, this.retry.as_ref());
                         }
+                        crate::metrics::unretried(
+                            this.started,
+                            this.retry.as_ref().map(|c| &c.config.classifier),
+                            this.classifier.as_ref(),
+                            &result,
+                        );
                         this.state.set(State::Done);
                         return Poll::Ready(result);
                     };
                     let class = classify(&ctx.config.classifier, &result);
+                    crate::metrics::attempt_done(class, this.started);
                     let asked = if matches!(class, Class::RateLimited | Class::ServerError) {
                         server_delay(&result, ctx.config.wall_clock)
                     } else {
@@ -209,6 +220,7 @@ where
                     };
                     let delay = match ctx.decide(class, asked, *this.attempt, view) {
                         None => {
+                            crate::metrics::request_done(class);
                             this.state.set(State::Done);
                             return Poll::Ready(finish(result, *this.attempt, ctx));
                         }
@@ -245,6 +257,8 @@ where
                     if let Some((result, class)) = this.held.take().map(|held| *held) {
                         let gate = &*this.gate;
                         if !ctx.budget_allows(gate.gate.healthy(&gate.scope)) {
+                            crate::metrics::budget_refused();
+                            crate::metrics::request_done(class);
                             this.state.set(State::Done);
                             return Poll::Ready(finish(result, *this.attempt, ctx));
                         }
@@ -266,6 +280,7 @@ where
                             arm(this.timer, after(delay.max(MIN_GATE_WAIT)));
                         }
                         Admission::Refuse(error) => {
+                            crate::metrics::request_done(Class::Rejected);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
@@ -287,6 +302,7 @@ where
                     *this.attempt += 1;
                     let future = ready.call(ctx.next_request(*this.attempt));
                     this.state.set(State::Calling { future });
+                    *this.started = crate::metrics::Stopwatch::start();
                     if let Some(timeout) = *this.attempt_timeout {
                         arm(this.timer, after(timeout));
                         *this.timing_attempt = true;
@@ -296,6 +312,7 @@ where
                     let error = error
                         .take()
                         .expect("ResponseFuture polled after completion");
+                    crate::metrics::request_done(Class::Rejected);
                     this.state.set(State::Done);
                     return Poll::Ready(Err(error));
                 }
