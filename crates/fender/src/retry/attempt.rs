@@ -21,7 +21,7 @@ pub(crate) struct Ctx<S, B, C> {
     pub(super) service: S,
     /// The head and body source to build each retry from; `None` when the request cannot be
     /// retried (it is only waiting for its first admission).
-    pub(super) replay: Option<(Template, Source<B>)>,
+    pub(super) replay: Option<Source<B>>,
     /// The first request, while it waits to be admitted; boxed, since few requests wait and
     /// every future carries this field.
     first: Option<Box<Request<ReplayBody<B>>>>,
@@ -75,7 +75,7 @@ impl Template {
 impl<S, B, C> Ctx<S, B, C> {
     pub(crate) fn new(
         service: S,
-        replay: Option<(Template, Source<B>)>,
+        replay: Option<Source<B>>,
         first: Option<Request<ReplayBody<B>>>,
         idempotent: bool,
         config: Arc<Config<C>>,
@@ -104,11 +104,11 @@ impl<S, B, C> Ctx<S, B, C> {
         let mut req = match self.first.take() {
             Some(first) => *first,
             None => {
-                let (template, source) = self
+                let source = self
                     .replay
                     .as_ref()
                     .expect("only a replayable request is sent again");
-                template.request(source.body())
+                source.template().request(source.body())
             }
         };
         super::deadline::stamp(req.headers_mut(), attempt, self.remaining());
@@ -130,7 +130,8 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
         if !class.is_retryable() {
             return None;
         }
-        let (template, source) = self.replay.as_ref()?;
+        let source = self.replay.as_ref()?;
+        let template = source.template();
         let method = &template.method;
         let uri = Redacted(&template.uri);
         if attempt >= config.max_attempts {
@@ -197,7 +198,7 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
     /// Logs a retry about to happen, runs the callback and keeps its delay.
     pub(super) fn announce(&mut self, class: Class, delay: Duration, attempt: u32) {
         let config = &*self.config;
-        let Some((template, _)) = self.replay.as_ref() else {
+        let Some(template) = self.replay.as_ref().map(Source::template) else {
             return;
         };
         let method = &template.method;

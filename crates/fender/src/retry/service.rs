@@ -7,7 +7,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::body::ReplayBody;
-use super::future::{Ctx, GateState, ResponseFuture, Template};
+use super::future::{Ctx, GateState, ResponseFuture};
 use super::gate::{Admission, AdmitContext, Gate, NoGate};
 use super::layer::RetryLayer;
 use super::policy::{Config, IDEMPOTENCY_KEY, is_idempotent};
@@ -125,14 +125,13 @@ where
             }
         };
         let gate = GateState::new(self.gate.clone(), scope, permit);
-        let (body, source) = if config.max_attempts <= 1 {
+        // The head is copied before the first attempt's stamp: a retry stamps its own, and a
+        // request without headers then has an empty map to copy, which allocates nothing.
+        let (body, replay) = if config.max_attempts <= 1 {
             (ReplayBody::passthrough(body), None)
         } else {
-            ReplayBody::first(body, config.body_cap)
+            ReplayBody::first(body, config.body_cap, &parts)
         };
-        // The template is taken before the first attempt's stamp: a retry stamps its own, and
-        // a request without headers then has an empty map to copy, which allocates nothing.
-        let replay = source.map(|source| (Template::new(&parts), source));
         super::deadline::stamp(&mut parts.headers, 1, remaining);
         let idempotent = config.non_idempotent
             || is_idempotent(&parts.method)
