@@ -56,8 +56,17 @@ impl Template {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
-            extensions: parts.extensions.clone(),
+            // An empty map or extension set is made anew, not cloned: nothing to copy.
+            headers: if parts.headers.is_empty() {
+                HeaderMap::new()
+            } else {
+                parts.headers.clone()
+            },
+            extensions: if parts.extensions.is_empty() {
+                Extensions::new()
+            } else {
+                parts.extensions.clone()
+            },
         }
     }
 
