@@ -26,12 +26,53 @@ pub(crate) struct Ctx<S, B, C> {
     /// every future carries this field.
     first: Option<Box<Request<ReplayBody<B>>>>,
     idempotent: bool,
-    pub(super) config: Arc<Config<C>>,
+    pub(super) config: Arc<ConfigRef<C>>,
     /// When the request's deadline passes, if it has one.
     deadline: Option<Instant>,
     pub(super) history: Option<Box<History>>,
     /// The budget refused a retry once and the request waits to ask again.
     deferred: bool,
+}
+
+/// One thread group's reference to a layer's settings, on cache lines of its own.
+///
+/// Every request keeps the settings alive until it completes. Cloning one shared `Arc` for
+/// that would make every request on every thread write the same reference count; a request
+/// clones the `ConfigRef` of its thread's group instead.
+#[repr(align(128))]
+pub(crate) struct ConfigRef<C>(Arc<Config<C>>);
+
+impl<C> std::ops::Deref for ConfigRef<C> {
+    type Target = Config<C>;
+
+    fn deref(&self) -> &Config<C> {
+        &self.0
+    }
+}
+
+/// A layer's settings and one [`ConfigRef`] to them per thread group.
+pub(crate) struct ConfigRefs<C> {
+    refs: [Arc<ConfigRef<C>>; super::budget::COUNTERS],
+}
+
+impl<C> ConfigRefs<C> {
+    pub(crate) fn new(config: Arc<Config<C>>) -> Self {
+        ConfigRefs {
+            refs: std::array::from_fn(|_| Arc::new(ConfigRef(config.clone()))),
+        }
+    }
+
+    /// The settings, through the reference of the current thread's group.
+    #[inline]
+    pub(crate) fn current(&self) -> &Arc<ConfigRef<C>> {
+        &self.refs[super::budget::thread_shard()]
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for ConfigRefs<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.refs[0].0, f)
+    }
 }
 
 /// What only a request that is being retried needs.
@@ -87,7 +128,7 @@ impl<S, B, C> Ctx<S, B, C> {
         replay: Option<Source<B>>,
         first: Option<Request<ReplayBody<B>>>,
         idempotent: bool,
-        config: Arc<Config<C>>,
+        config: Arc<ConfigRef<C>>,
         deadline: Option<Instant>,
     ) -> Self {
         Ctx {

@@ -6,6 +6,7 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
+use super::attempt::ConfigRefs;
 use super::body::ReplayBody;
 use super::future::{Ctx, GateState, ResponseFuture};
 use super::gate::{Admission, AdmitContext, Gate, NoGate};
@@ -28,7 +29,7 @@ use crate::classify::{Classify, ContractClassifier};
 #[derive(Debug)]
 pub struct Retry<S, C = ContractClassifier, G = NoGate> {
     inner: S,
-    config: Arc<Config<C>>,
+    config: Arc<ConfigRefs<C>>,
     gate: G,
 }
 
@@ -48,7 +49,7 @@ impl<S, C, G> Retry<S, C, G> {
     pub(crate) fn from_config(inner: S, config: Arc<Config<C>>, gate: G) -> Self {
         Retry {
             inner,
-            config,
+            config: Arc::new(ConfigRefs::new(config)),
             gate,
         }
     }
@@ -96,7 +97,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let config = &self.config;
+        let config = self.config.current();
         if let Some(budget) = &config.budget {
             budget.deposit();
         }
