@@ -296,6 +296,17 @@ mod tests {
     }
 
     #[test]
+    fn deposits_of_more_threads_than_counters_are_all_counted() {
+        let budget = RetryBudget::new(Duration::from_secs(60), 0, 0.2);
+        std::thread::scope(|scope| {
+            for _ in 0..2 * COUNTERS {
+                scope.spawn(|| (0..100).for_each(|_| budget.deposit()));
+            }
+        });
+        assert_eq!(budget.remaining(), (2 * COUNTERS as u64 * 100) / 5);
+    }
+
+    #[test]
     #[should_panic(expected = "ratio must be within")]
     fn a_ratio_above_one_is_rejected() {
         let _ = RetryBudget::new(Duration::from_secs(10), 0, 1.5);
