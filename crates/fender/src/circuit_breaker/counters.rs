@@ -37,18 +37,65 @@ impl std::ops::Add for Counters {
 #[repr(align(128))]
 pub(crate) struct CacheAligned<T>(pub(crate) T);
 
-/// How many groups threads are spread over.
-pub(crate) const THREAD_GROUPS: usize = 4;
+/// How many threads at a time own a group of their own.
+const OWNED_GROUPS: usize = 4;
 
-/// The group of the current thread: threads are dealt round-robin over the groups as they
-/// first count something.
+/// How many groups threads are spread over: one per owning thread, and one that every other
+/// thread shares.
+pub(crate) const THREAD_GROUPS: usize = OWNED_GROUPS + 1;
+
+/// The group of the threads that own none.
+const SHARED_GROUP: usize = OWNED_GROUPS;
+
+/// The group a thread owns for as long as it runs; `SHARED_GROUP` when every group was taken
+/// when it first counted.
+struct Claim(usize);
+
+/// The groups owned by a running thread, one bit each.
+static OWNED: AtomicUsize = AtomicUsize::new(0);
+
+impl Claim {
+    fn take() -> Claim {
+        let mut owned = OWNED.load(std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let free = (!owned).trailing_zeros() as usize;
+            if cfg!(loom) || free >= OWNED_GROUPS {
+                return Claim(SHARED_GROUP);
+            }
+            // Acquire: the previous owner's last counts are seen before this thread's first.
+            match OWNED.compare_exchange_weak(
+                owned,
+                owned | 1 << free,
+                std::sync::atomic::Ordering::Acquire,
+                std::sync::atomic::Ordering::Relaxed,
+            ) {
+                Ok(_) => return Claim(free),
+                Err(actual) => owned = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.0 < OWNED_GROUPS {
+            // Release: this thread's counts are published to the next owner of the group.
+            OWNED.fetch_and(!(1 << self.0), std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+thread_local! {
+    static CLAIM: Claim = Claim::take();
+}
+
+/// The group of the current thread: its own while it holds one, else the shared group. A
+/// thread that owns its group is the only one that counts successes there, so it counts them
+/// with a plain load and store instead of a locked read-modify-write.
 #[inline]
 pub(crate) fn thread_group() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static GROUP: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % THREAD_GROUPS;
-    }
-    GROUP.with(|g| *g)
+    // During thread teardown, after the claim was given back: count as a sharing thread.
+    CLAIM.try_with(|c| c.0).unwrap_or(SHARED_GROUP)
 }
 
 #[derive(Debug)]
@@ -93,14 +140,21 @@ impl PerThreadCounters {
         }
     }
 
-    /// Counts one completed call on `group`'s counters.
+    /// Counts one completed call: a failure on `group`'s counters, a success on those of the
+    /// thread that completes it (the only thread that writes successes there, when it owns
+    /// the group, so a store is enough).
     #[inline]
     pub(crate) fn outcome(&self, group: usize, failure: bool) {
-        let counters = &self.groups[group].0;
         if failure {
-            counters.failures.fetch_add(1, Relaxed);
+            self.groups[group].0.failures.fetch_add(1, Relaxed);
+            return;
+        }
+        let own = thread_group();
+        let successes = &self.groups[own].0.successes;
+        if own == SHARED_GROUP {
+            successes.fetch_add(1, Relaxed);
         } else {
-            counters.successes.fetch_add(1, Relaxed);
+            successes.store(successes.load(Relaxed) + 1, Relaxed);
         }
     }
 
@@ -125,5 +179,30 @@ impl PerThreadCounters {
                 rejections: t.rejections + g.0.rejections.load(Relaxed),
             },
         )
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successes_of_more_threads_than_owned_groups_are_all_counted() {
+        let counters = PerThreadCounters::new();
+        // Two waves, so the second one reuses the groups the first gave back.
+        for _ in 0..2 {
+            std::thread::scope(|scope| {
+                for _ in 0..2 * THREAD_GROUPS {
+                    scope.spawn(|| {
+                        for i in 0..1_000 {
+                            counters.outcome(i % THREAD_GROUPS, i % 10 == 0);
+                        }
+                    });
+                }
+            });
+        }
+        let totals = counters.totals();
+        assert_eq!(totals.successes, 2 * 2 * THREAD_GROUPS as u64 * 900);
+        assert_eq!(totals.failures, 2 * 2 * THREAD_GROUPS as u64 * 100);
     }
 }

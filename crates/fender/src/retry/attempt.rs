@@ -21,17 +21,58 @@ pub(crate) struct Ctx<S, B, C> {
     pub(super) service: S,
     /// The head and body source to build each retry from; `None` when the request cannot be
     /// retried (it is only waiting for its first admission).
-    pub(super) replay: Option<(Template, Source<B>)>,
+    pub(super) replay: Option<Source<B>>,
     /// The first request, while it waits to be admitted; boxed, since few requests wait and
     /// every future carries this field.
     first: Option<Box<Request<ReplayBody<B>>>>,
     idempotent: bool,
-    pub(super) config: Arc<Config<C>>,
+    pub(super) config: Arc<ConfigRef<C>>,
     /// When the request's deadline passes, if it has one.
     deadline: Option<Instant>,
     pub(super) history: Option<Box<History>>,
     /// The budget refused a retry once and the request waits to ask again.
     deferred: bool,
+}
+
+/// One thread group's reference to a layer's settings, on cache lines of its own.
+///
+/// Every request keeps the settings alive until it completes. Cloning one shared `Arc` for
+/// that would make every request on every thread write the same reference count; a request
+/// clones the `ConfigRef` of its thread's group instead.
+#[repr(align(128))]
+pub(crate) struct ConfigRef<C>(Arc<Config<C>>);
+
+impl<C> std::ops::Deref for ConfigRef<C> {
+    type Target = Config<C>;
+
+    fn deref(&self) -> &Config<C> {
+        &self.0
+    }
+}
+
+/// A layer's settings and one [`ConfigRef`] to them per thread group.
+pub(crate) struct ConfigRefs<C> {
+    refs: [Arc<ConfigRef<C>>; super::budget::COUNTERS],
+}
+
+impl<C> ConfigRefs<C> {
+    pub(crate) fn new(config: Arc<Config<C>>) -> Self {
+        ConfigRefs {
+            refs: std::array::from_fn(|_| Arc::new(ConfigRef(config.clone()))),
+        }
+    }
+
+    /// The settings, through the reference of the current thread's group.
+    #[inline]
+    pub(crate) fn current(&self) -> &Arc<ConfigRef<C>> {
+        &self.refs[super::budget::thread_shard()]
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for ConfigRefs<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.refs[0].0, f)
+    }
 }
 
 /// What only a request that is being retried needs.
@@ -56,8 +97,17 @@ impl Template {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
-            extensions: parts.extensions.clone(),
+            // An empty map or extension set is made anew, not cloned: nothing to copy.
+            headers: if parts.headers.is_empty() {
+                HeaderMap::new()
+            } else {
+                parts.headers.clone()
+            },
+            extensions: if parts.extensions.is_empty() {
+                Extensions::new()
+            } else {
+                parts.extensions.clone()
+            },
         }
     }
 
@@ -75,10 +125,10 @@ impl Template {
 impl<S, B, C> Ctx<S, B, C> {
     pub(crate) fn new(
         service: S,
-        replay: Option<(Template, Source<B>)>,
+        replay: Option<Source<B>>,
         first: Option<Request<ReplayBody<B>>>,
         idempotent: bool,
-        config: Arc<Config<C>>,
+        config: Arc<ConfigRef<C>>,
         deadline: Option<Instant>,
     ) -> Self {
         Ctx {
@@ -104,11 +154,11 @@ impl<S, B, C> Ctx<S, B, C> {
         let mut req = match self.first.take() {
             Some(first) => *first,
             None => {
-                let (template, source) = self
+                let source = self
                     .replay
                     .as_ref()
                     .expect("only a replayable request is sent again");
-                template.request(source.body())
+                source.template().request(source.body())
             }
         };
         super::deadline::stamp(req.headers_mut(), attempt, self.remaining());
@@ -130,7 +180,8 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
         if !class.is_retryable() {
             return None;
         }
-        let (template, source) = self.replay.as_ref()?;
+        let source = self.replay.as_ref()?;
+        let template = source.template();
         let method = &template.method;
         let uri = Redacted(&template.uri);
         if attempt >= config.max_attempts {
@@ -199,7 +250,7 @@ impl<S, B, C: Classify> Ctx<S, B, C> {
     /// Logs a retry about to happen, runs the callback and keeps its delay.
     pub(super) fn announce(&mut self, class: Class, delay: Duration, attempt: u32) {
         let config = &*self.config;
-        let Some((template, _)) = self.replay.as_ref() else {
+        let Some(template) = self.replay.as_ref().map(Source::template) else {
             return;
         };
         let method = &template.method;

@@ -10,6 +10,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::attempt::Template;
 use crate::BoxError;
 
 pin_project! {
@@ -37,13 +38,21 @@ pin_project! {
         Empty,
         Passthrough { #[pin] body: B },
         Replay {
-            shared: Arc<Mutex<Shared<B>>>,
+            shared: Arc<Held<B>>,
             // Data frames of the original body this body has yielded so far.
             position: usize,
             trailers_sent: bool,
-            hint: SizeHint,
         },
     }
+}
+
+/// What a replayable request keeps in one allocation: the head to send again, the body's size
+/// hint and the body's shared state. Keeping the head here, not in the response future, keeps
+/// the future small (every `.await` moves it) at no extra allocation.
+pub(crate) struct Held<B> {
+    template: Template,
+    hint: SizeHint,
+    state: Mutex<Shared<B>>,
 }
 
 pub(crate) struct Shared<B> {
@@ -64,34 +73,39 @@ pub(crate) struct Shared<B> {
     broken: bool,
 }
 
-/// The retry future's handle on a request body: makes the body of each new attempt.
+/// The retry future's handle on a request: the head to send again and what makes the body of
+/// each new attempt.
 pub(crate) enum Source<B> {
-    Empty,
-    Shared {
-        shared: Arc<Mutex<Shared<B>>>,
-        hint: SizeHint,
-    },
+    Empty(Box<Template>),
+    Shared(Arc<Held<B>>),
 }
 
 impl<B> Source<B> {
     /// Whether the body can still be sent again.
     pub(crate) fn is_replayable(&self) -> bool {
         match self {
-            Source::Empty => true,
-            Source::Shared { shared, .. } => !lock(shared).broken,
+            Source::Empty(_) => true,
+            Source::Shared(held) => !lock(&held.state).broken,
+        }
+    }
+
+    /// The head of the request, to build each retry from.
+    pub(crate) fn template(&self) -> &Template {
+        match self {
+            Source::Empty(template) => template,
+            Source::Shared(held) => &held.template,
         }
     }
 
     /// The body of the next attempt.
     pub(crate) fn body(&self) -> ReplayBody<B> {
         match self {
-            Source::Empty => ReplayBody { kind: Kind::Empty },
-            Source::Shared { shared, hint } => ReplayBody {
+            Source::Empty(_) => ReplayBody { kind: Kind::Empty },
+            Source::Shared(held) => ReplayBody {
                 kind: Kind::Replay {
-                    shared: shared.clone(),
+                    shared: held.clone(),
                     position: 0,
                     trailers_sent: false,
-                    hint: *hint,
                 },
             },
         }
@@ -107,10 +121,19 @@ fn lock<B>(shared: &Mutex<Shared<B>>) -> std::sync::MutexGuard<'_, Shared<B>> {
 }
 
 impl<B: Body> ReplayBody<B> {
-    /// The first attempt's body and, when the request may be sent again, its source.
-    pub(crate) fn first(body: B, cap: usize) -> (Self, Option<Source<B>>) {
+    /// The first attempt's body and, when the request may be sent again, its source, which
+    /// keeps a copy of the head `parts`.
+    pub(crate) fn first(
+        body: B,
+        cap: usize,
+        parts: &http::request::Parts,
+    ) -> (Self, Option<Source<B>>) {
         if body.is_end_stream() {
-            return (ReplayBody { kind: Kind::Empty }, Some(Source::Empty));
+            let template = Box::new(Template::new(parts));
+            return (
+                ReplayBody { kind: Kind::Empty },
+                Some(Source::Empty(template)),
+            );
         }
         let hint = body.size_hint();
         if hint.lower() > cap as u64 {
@@ -121,20 +144,24 @@ impl<B: Body> ReplayBody<B> {
             );
             return (ReplayBody::passthrough(body), None);
         }
-        // One allocation here; the body is boxed and its chunk list grown only when it is
-        // polled.
-        let shared = Arc::new(Mutex::new(Shared {
-            fresh: Some(body),
-            body: None,
-            chunks: Vec::new(),
-            buffered: 0,
-            cap,
-            read: 0,
-            trailers: None,
-            ended: false,
-            broken: false,
-        }));
-        let source = Source::Shared { shared, hint };
+        // One allocation here, with the head; the body is boxed and its chunk list grown only
+        // when it is polled.
+        let held = Arc::new(Held {
+            template: Template::new(parts),
+            hint,
+            state: Mutex::new(Shared {
+                fresh: Some(body),
+                body: None,
+                chunks: Vec::new(),
+                buffered: 0,
+                cap,
+                read: 0,
+                trailers: None,
+                ended: false,
+                broken: false,
+            }),
+        });
+        let source = Source::Shared(held);
         (source.body(), Some(source))
     }
 
@@ -171,9 +198,8 @@ where
                 shared,
                 position,
                 trailers_sent,
-                ..
             } => {
-                let mut s = lock(shared);
+                let mut s = lock(&shared.state);
                 if *position < s.read {
                     if s.broken {
                         return Poll::Ready(Some(Err(NotReplayable.into())));
@@ -258,7 +284,7 @@ where
                 trailers_sent,
                 ..
             } => {
-                let s = lock(shared);
+                let s = lock(&shared.state);
                 s.ended && *position >= s.read && (*trailers_sent || s.trailers.is_none())
             }
         }
@@ -268,7 +294,9 @@ where
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Passthrough { body } => body.size_hint(),
-            Kind::Replay { position, hint, .. } if *position == 0 => *hint,
+            Kind::Replay {
+                shared, position, ..
+            } if *position == 0 => shared.hint,
             Kind::Replay { .. } => SizeHint::default(),
         }
     }
@@ -310,6 +338,12 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full, StreamBody};
 
+    /// The first attempt's body of a `GET /` with `body`.
+    fn first<B: Body>(body: B, cap: usize) -> (ReplayBody<B>, Option<Source<B>>) {
+        let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+        ReplayBody::first(body, cap, &parts)
+    }
+
     fn chunked(chunks: &[&'static [u8]]) -> impl Body<Data = Bytes, Error = BoxError> + use<> {
         let frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
             .iter()
@@ -320,7 +354,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_replays_exactly_the_bytes_of_the_first_attempt() {
-        let (first, source) = ReplayBody::first(chunked(&[b"ab", b"cd", b"ef"]), 1024);
+        let (first, source) = first(chunked(&[b"ab", b"cd", b"ef"]), 1024);
         let source = source.unwrap();
         assert_eq!(first.collect().await.unwrap().to_bytes(), "abcdef");
         assert!(source.is_replayable());
@@ -330,7 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_partly_read_body_is_replayed_then_continued() {
-        let (mut first, source) = ReplayBody::first(chunked(&[b"ab", b"cd", b"ef"]), 1024);
+        let (mut first, source) = first(chunked(&[b"ab", b"cd", b"ef"]), 1024);
         let source = source.unwrap();
         let frame = first.frame().await.unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "ab");
@@ -340,7 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_the_first_attempt_never_read_is_replayed_whole() {
-        let (first, source) = ReplayBody::first(chunked(&[b"ab", b"cd"]), 1024);
+        let (first, source) = first(chunked(&[b"ab", b"cd"]), 1024);
         let source = source.unwrap();
         drop(first);
         assert!(source.is_replayable());
@@ -349,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_cap_streams_intact_but_is_not_replayable() {
-        let (first, source) = ReplayBody::first(chunked(&[b"abcd", b"efgh", b"ij"]), 6);
+        let (first, source) = first(chunked(&[b"abcd", b"efgh", b"ij"]), 6);
         let source = source.unwrap();
         assert_eq!(first.collect().await.unwrap().to_bytes(), "abcdefghij");
         assert!(!source.is_replayable());
@@ -363,8 +397,7 @@ mod tests {
             Ok(Frame::data(Bytes::from_static(b"data"))),
             Ok(Frame::trailers(trailers.clone())),
         ];
-        let (first, source) =
-            ReplayBody::first(StreamBody::new(futures_util::stream::iter(frames)), 1024);
+        let (first, source) = first(StreamBody::new(futures_util::stream::iter(frames)), 1024);
         let source = source.unwrap();
         let collected = first.collect().await.unwrap();
         assert_eq!(collected.trailers(), Some(&trailers));
@@ -380,8 +413,7 @@ mod tests {
             Ok(Frame::data(Bytes::from_static(b"da"))),
             Err("the caller's stream failed".into()),
         ];
-        let (first, source) =
-            ReplayBody::first(StreamBody::new(futures_util::stream::iter(frames)), 1024);
+        let (first, source) = first(StreamBody::new(futures_util::stream::iter(frames)), 1024);
         let err = first.collect().await.unwrap_err();
         assert_eq!(err.to_string(), "the caller's stream failed");
         assert!(!source.unwrap().is_replayable());
@@ -389,13 +421,13 @@ mod tests {
 
     #[test]
     fn known_sizes_take_fast_paths() {
-        let (empty, source) = ReplayBody::first(Full::new(Bytes::new()), 10);
+        let (empty, source) = first(Full::new(Bytes::new()), 10);
         assert!(empty.is_end_stream());
-        assert!(matches!(source, Some(Source::Empty)));
-        let (big, source) = ReplayBody::first(Full::new(Bytes::from(vec![0; 11])), 10);
+        assert!(matches!(source, Some(Source::Empty(_))));
+        let (big, source) = first(Full::new(Bytes::from(vec![0; 11])), 10);
         assert!(source.is_none());
         assert_eq!(big.size_hint().exact(), Some(11));
-        let (small, source) = ReplayBody::first(Full::new(Bytes::from_static(b"hello")), 10);
+        let (small, source) = first(Full::new(Bytes::from_static(b"hello")), 10);
         assert_eq!(small.size_hint().exact(), Some(5));
         assert_eq!(source.unwrap().body().size_hint().exact(), Some(5));
     }

@@ -11,8 +11,27 @@ const SLOTS: u32 = 10;
 /// What one retry costs, in milli-tokens.
 const RETRY_COST: i64 = 1_000;
 /// Deposits are counted, and moved into the current slot (which needs the clock) once per
-/// this many requests; a withdrawal also counts the ones not yet moved.
+/// this many requests of one counter; a withdrawal also counts the ones not yet moved.
 const BATCH: u64 = 16;
+/// Request counters, each on cache lines of its own, that threads are spread over: threads
+/// depositing at once do not fight over one line.
+pub(crate) const COUNTERS: usize = 4;
+
+/// An atomic on cache lines of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// The request counter of the current thread: threads are dealt round-robin over the counters
+/// as they first deposit.
+#[inline]
+pub(crate) fn thread_shard() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % COUNTERS;
+    }
+    SHARD.try_with(|s| *s).unwrap_or(0)
+}
 
 /// A budget that caps retries at a share of recent traffic, plus a small floor.
 ///
@@ -28,8 +47,10 @@ const BATCH: u64 = 16;
 ///
 /// The accounting uses atomics only (no lock): the window is split into 10 slots, each one
 /// packed generation + balance word updated with compare-and-swap. A request costs one atomic
-/// increment; deposits are credited to the current slot 16 at a time (so the clock is read once
-/// per 16 requests), and a withdrawal also counts the up to 15 not yet credited. Under contention the balance
+/// increment of one of 4 request counters (threads are spread over them, so threads depositing
+/// at once do not share a cache line); each counter credits the current slot 16 deposits at a
+/// time (so the clock is read once per 16 requests), and a withdrawal also counts the up to 15
+/// per counter not yet credited. Under contention the balance
 /// may be overdrawn by a few retries at most, never by a share of traffic. Time comes from
 /// [`tokio::time::Instant`], so paused-clock tests see exact behaviour.
 ///
@@ -50,8 +71,9 @@ const BATCH: u64 = 16;
 #[must_use = "a builder does nothing until it is used"]
 pub struct RetryBudget {
     slots: Box<[AtomicU64]>,
-    /// Requests seen; every `BATCH`-th one moves a batch of deposits into a slot.
-    requests: AtomicU64,
+    /// Requests seen, per counter; every `BATCH`-th one of a counter moves a batch of deposits
+    /// into a slot.
+    requests: [Padded; COUNTERS],
     slot_nanos: u64,
     start: Instant,
     window: Duration,
@@ -86,7 +108,7 @@ impl RetryBudget {
         let reserve = (f64::from(floor_per_sec) * window.as_secs_f64() * RETRY_COST as f64) as i64;
         RetryBudget {
             slots: (0..SLOTS).map(|_| AtomicU64::new(pack(0, 0))).collect(),
-            requests: AtomicU64::new(0),
+            requests: Default::default(),
             slot_nanos: u64::try_from((window / SLOTS).as_nanos()).unwrap_or(u64::MAX),
             start: Instant::now(),
             window,
@@ -103,7 +125,10 @@ impl RetryBudget {
     /// the current slot with the 16 deposits.
     pub fn deposit(&self) {
         if self.deposit > 0 {
-            let seen = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+            let seen = self.requests[thread_shard()]
+                .0
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
             if seen.is_multiple_of(BATCH) {
                 let generation = self.generation();
                 self.add(generation, self.deposit * BATCH as i64);
@@ -113,7 +138,12 @@ impl RetryBudget {
 
     /// Deposits counted but not yet credited to a slot (fewer than `BATCH` requests).
     fn pending(&self) -> i64 {
-        (self.requests.load(Ordering::Relaxed) % BATCH) as i64 * self.deposit
+        let pending: u64 = self
+            .requests
+            .iter()
+            .map(|r| r.0.load(Ordering::Relaxed) % BATCH)
+            .sum();
+        pending as i64 * self.deposit
     }
 
     /// Takes one retry from the budget; `false` when the budget is empty.
@@ -263,6 +293,17 @@ mod tests {
             budget.deposit();
         }
         assert_eq!((0..100).filter(|_| budget.withdraw()).count(), 20);
+    }
+
+    #[test]
+    fn deposits_of_more_threads_than_counters_are_all_counted() {
+        let budget = RetryBudget::new(Duration::from_secs(60), 0, 0.2);
+        std::thread::scope(|scope| {
+            for _ in 0..2 * COUNTERS {
+                scope.spawn(|| (0..100).for_each(|_| budget.deposit()));
+            }
+        });
+        assert_eq!(budget.remaining(), (2 * COUNTERS as u64 * 100) / 5);
     }
 
     #[test]

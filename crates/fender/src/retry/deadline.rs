@@ -69,13 +69,27 @@ const ATTEMPTS: [HeaderValue; 9] = [
     HeaderValue::from_static("9"),
 ];
 
+/// The headers of a first attempt of a request that came without any: only `x-attempt-count: 1`.
+///
+/// Cloning it makes a map of exactly one entry without hashing the name again; inserting into
+/// an empty map instead reserves room for six entries and hashes the name byte by byte.
+static FIRST_ONLY: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(|| {
+    let mut headers = HeaderMap::with_capacity(1);
+    headers.insert(X_ATTEMPT_COUNT, ATTEMPTS[0].clone());
+    headers
+});
+
 /// Writes the attempt number and, with a deadline, the time left into an attempt's headers.
 pub(crate) fn stamp(headers: &mut HeaderMap, attempt: u32, remaining: Option<Duration>) {
-    let value = match attempt {
-        1..=9 => ATTEMPTS[attempt as usize - 1].clone(),
-        n => HeaderValue::from(n),
-    };
-    headers.insert(X_ATTEMPT_COUNT, value);
+    if attempt == 1 && headers.is_empty() && headers.capacity() == 0 {
+        *headers = FIRST_ONLY.clone();
+    } else {
+        let value = match attempt {
+            1..=9 => ATTEMPTS[attempt as usize - 1].clone(),
+            n => HeaderValue::from(n),
+        };
+        headers.insert(X_ATTEMPT_COUNT, value);
+    }
     if let Some(remaining) = remaining {
         let ms = u64::try_from(remaining.as_millis())
             .unwrap_or(u64::MAX)

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-pub(crate) use super::attempt::{Ctx, Template, after};
+pub(crate) use super::attempt::{Ctx, after};
 use super::attempt::{GateView, Next, classify, server_delay};
 use super::body::ReplayBody;
 use super::gate::{Admission, AdmitContext, Gate, NoGate};

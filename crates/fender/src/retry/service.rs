@@ -6,8 +6,9 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
+use super::attempt::ConfigRefs;
 use super::body::ReplayBody;
-use super::future::{Ctx, GateState, ResponseFuture, Template};
+use super::future::{Ctx, GateState, ResponseFuture};
 use super::gate::{Admission, AdmitContext, Gate, NoGate};
 use super::layer::RetryLayer;
 use super::policy::{Config, IDEMPOTENCY_KEY, is_idempotent};
@@ -28,7 +29,7 @@ use crate::classify::{Classify, ContractClassifier};
 #[derive(Debug)]
 pub struct Retry<S, C = ContractClassifier, G = NoGate> {
     inner: S,
-    config: Arc<Config<C>>,
+    config: Arc<ConfigRefs<C>>,
     gate: G,
 }
 
@@ -48,7 +49,7 @@ impl<S, C, G> Retry<S, C, G> {
     pub(crate) fn from_config(inner: S, config: Arc<Config<C>>, gate: G) -> Self {
         Retry {
             inner,
-            config,
+            config: Arc::new(ConfigRefs::new(config)),
             gate,
         }
     }
@@ -96,7 +97,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let config = &self.config;
+        let config = self.config.current();
         if let Some(budget) = &config.budget {
             budget.deposit();
         }
@@ -125,14 +126,13 @@ where
             }
         };
         let gate = GateState::new(self.gate.clone(), scope, permit);
-        let (body, source) = if config.max_attempts <= 1 {
+        // The head is copied before the first attempt's stamp: a retry stamps its own, and a
+        // request without headers then has an empty map to copy, which allocates nothing.
+        let (body, replay) = if config.max_attempts <= 1 {
             (ReplayBody::passthrough(body), None)
         } else {
-            ReplayBody::first(body, config.body_cap)
+            ReplayBody::first(body, config.body_cap, &parts)
         };
-        // The template is taken before the first attempt's stamp: a retry stamps its own, and
-        // a request without headers then has an empty map to copy, which allocates nothing.
-        let replay = source.map(|source| (Template::new(&parts), source));
         super::deadline::stamp(&mut parts.headers, 1, remaining);
         let idempotent = config.non_idempotent
             || is_idempotent(&parts.method)
