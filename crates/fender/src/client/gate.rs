@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use super::breaker::BreakerPermit;
-use super::host::{HostKey, HostMap, HostState};
+use super::host::{HostMap, HostState};
 use super::pushback::Verdict;
 use crate::ApiError;
 use crate::classify::Class;
@@ -55,7 +55,7 @@ impl Gate for HostGate {
 
     fn scope(&self, parts: &http::request::Parts) -> HostScope {
         HostScope {
-            host: self.hosts.get_or_insert(HostKey::of_parts(parts)),
+            host: self.hosts.get_or_insert_for(parts),
         }
     }
 

@@ -1,11 +1,15 @@
 //! What the client stack keeps per host: the host's key, its circuit breaker, its server
 //! pushback and its adaptive throttle, in a bounded map.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+
+use http::Uri;
 
 use tokio::time::Instant;
 
@@ -37,10 +41,13 @@ const HEALTHY_SHARE: u32 = 18;
 
 impl Health {
     pub(crate) fn record(&self, accepted: bool) {
+        // A word that would not change (a full window of the same outcome) is not written:
+        // the healthy steady state then only reads a line every caller shares.
         let _ = self.0.fetch_update(Relaxed, Relaxed, |w| {
             let count = (w >> 58).min(HEALTH_WINDOW as u64);
             let bits = ((w << 1) | u64::from(accepted)) & ((1 << HEALTH_WINDOW) - 1);
-            Some((((count + 1).min(HEALTH_WINDOW as u64)) << 58) | bits)
+            let next = (((count + 1).min(HEALTH_WINDOW as u64)) << 58) | bits;
+            (next != w).then_some(next)
         });
     }
 
@@ -88,14 +95,121 @@ impl HostState {
     }
 }
 
+/// A host's key as the parts of a URI spell it, in any case and without a port filled in:
+/// looked up in a map of [`HostKey`]s without making one.
+pub(crate) trait HostView {
+    /// The scheme, in any case.
+    fn scheme(&self) -> &str;
+    /// The host, in any case.
+    fn host(&self) -> &str;
+    /// The port, with the scheme's default filled in.
+    fn port(&self) -> Option<u16>;
+}
+
+impl HostView for HostKey {
+    fn scheme(&self) -> &str {
+        HostKey::scheme(self)
+    }
+    fn host(&self) -> &str {
+        HostKey::host(self)
+    }
+    fn port(&self) -> Option<u16> {
+        HostKey::port(self)
+    }
+}
+
+/// The host of a URI with an authority, borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UriHost<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+}
+
+impl<'a> UriHost<'a> {
+    /// The host of `uri`, or `None` when it has no authority; by the rule of
+    /// [`HostKey::from_uri`].
+    pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
+        let authority = uri.authority()?;
+        let scheme = uri.scheme_str().unwrap_or("http");
+        Some(UriHost {
+            scheme,
+            host: authority.host(),
+            port: authority
+                .port_u16()
+                .or_else(|| HostKey::default_port_of(scheme)),
+        })
+    }
+
+    /// The owned key.
+    pub(crate) fn to_key(self) -> HostKey {
+        HostKey::new(self.scheme, self.host, self.port)
+    }
+}
+
+impl HostView for UriHost<'_> {
+    fn scheme(&self) -> &str {
+        self.scheme
+    }
+    fn host(&self) -> &str {
+        self.host
+    }
+    fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
+impl<'a> Borrow<dyn HostView + 'a> for HostKey {
+    fn borrow(&self) -> &(dyn HostView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn HostView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.port() == other.port()
+            && self.host().eq_ignore_ascii_case(other.host())
+            && self.scheme().eq_ignore_ascii_case(other.scheme())
+    }
+}
+
+impl Eq for dyn HostView + '_ {}
+
+impl Hash for dyn HostView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_lowercase(self.scheme(), state);
+        hash_lowercase(self.host(), state);
+        self.port().hash(state);
+    }
+}
+
+/// Hashes `s` lowercased as `str::hash` hashes a lowercase string, without allocating for the
+/// common short host.
+fn hash_lowercase<H: Hasher>(s: &str, state: &mut H) {
+    if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return s.hash(state);
+    }
+    let mut buf = [0u8; 256];
+    match buf.get_mut(..s.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(s.as_bytes());
+            buf.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            std::str::from_utf8(buf).unwrap_or_default().hash(state);
+        }
+        None => s.to_ascii_lowercase().hash(state),
+    }
+}
+
 /// The states of the hosts a stack talks to, at most `max_keys` of them.
 ///
-/// The mutex is held only to find (or make) a host's state. When the map is full, a new host
+/// A known host is found under a read lock, by a key borrowed from the request's URI; only a
+/// new host takes the write lock and allocates its key. When the map is full, a new host
 /// evicts one of a small sample of entries: the least recently used quiet one (closed circuit,
 /// no pushback), or the least recently used if none is quiet. The sample keeps eviction O(1)
 /// whatever the map's size, while open circuits of bad hosts are kept the longest.
 pub(crate) struct HostMap {
-    entries: Mutex<HashMap<HostKey, Arc<HostState>>>,
+    entries: RwLock<HashMap<HostKey, Arc<HostState>>>,
     max_keys: usize,
     make: MakeHost,
     base: Instant,
@@ -106,7 +220,7 @@ const EVICTION_SAMPLE: usize = 16;
 
 impl fmt::Debug for HostMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         f.debug_map().entries(entries.iter()).finish()
     }
 }
@@ -114,22 +228,58 @@ impl fmt::Debug for HostMap {
 impl HostMap {
     pub(crate) fn new(max_keys: usize, make: MakeHost) -> Self {
         HostMap {
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
             max_keys: max_keys.max(1),
             make,
             base: Instant::now(),
         }
     }
 
-    /// The state of `key`'s host, made if there is none.
-    pub(crate) fn get_or_insert(&self, key: HostKey) -> Arc<HostState> {
-        let now = u64::try_from(
+    fn now(&self) -> u64 {
+        u64::try_from(
             Instant::now()
                 .saturating_duration_since(self.base)
                 .as_millis(),
         )
-        .unwrap_or(u64::MAX);
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        .unwrap_or(u64::MAX)
+    }
+
+    /// The state of the host of a request's head, made if there is none; by the rule of
+    /// [`HostKey::of_parts`], without making a key for a host already known.
+    pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> Arc<HostState> {
+        let Some(view) = UriHost::of(&parts.uri) else {
+            return self.get_or_insert(HostKey::of_parts(parts));
+        };
+        let now = self.now();
+        if let Some(state) = self.find(&view, now) {
+            return state;
+        }
+        self.insert(view.to_key(), now)
+    }
+
+    /// The state of `key`'s host, made if there is none.
+    pub(crate) fn get_or_insert(&self, key: HostKey) -> Arc<HostState> {
+        let now = self.now();
+        if let Some(state) = self.find(&key, now) {
+            return state;
+        }
+        self.insert(key, now)
+    }
+
+    /// A known host's state, marked used at `now`.
+    fn find(&self, view: &dyn HostView, now: u64) -> Option<Arc<HostState>> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let state = entries.get(view)?;
+        // Written once a millisecond at most, not by every caller of a busy host.
+        if state.last_used.load(Relaxed) != now {
+            state.last_used.store(now, Relaxed);
+        }
+        Some(state.clone())
+    }
+
+    /// The state of `key`'s host, made now unless another caller just made it.
+    fn insert(&self, key: HostKey, now: u64) -> Arc<HostState> {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = entries.get(&key) {
             state.last_used.store(now, Relaxed);
             return state.clone();
@@ -151,12 +301,12 @@ impl HostMap {
     }
 
     pub(crate) fn get(&self, key: &HostKey) -> Option<Arc<HostState>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries.get(key).cloned()
     }
 
     pub(crate) fn keys(&self) -> Vec<HostKey> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let mut keys: Vec<_> = entries.keys().cloned().collect();
         keys.sort();
         keys
@@ -164,7 +314,7 @@ impl HostMap {
 
     pub(crate) fn len(&self) -> usize {
         self.entries
-            .lock()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
@@ -210,5 +360,41 @@ impl ClientHandle {
     /// How long requests to `host` are held by a server's `Retry-After` from now, if they are.
     pub fn pushback(&self, host: &HostKey) -> Option<Duration> {
         self.hosts.get()?.get(host)?.pushback.remaining()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uri_host_finds_its_key_in_a_map_in_any_case() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(HostKey::new("https", "api.example", None), 1);
+        let uri: Uri = "HTTPS://Api.EXAMPLE:443/x".parse().unwrap();
+        let view = UriHost::of(&uri).unwrap();
+        assert_eq!(map.get(&view as &dyn HostView), Some(&1));
+        assert_eq!(view.to_key(), HostKey::new("https", "api.example", None));
+        let other: Uri = "https://api.example:8443/".parse().unwrap();
+        let other = UriHost::of(&other).unwrap();
+        assert_eq!(map.get(&other as &dyn HostView), None);
+        assert!(UriHost::of(&Uri::from_static("/path")).is_none());
+    }
+
+    #[test]
+    fn a_view_hashes_like_its_key() {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let key = HostKey::new("http", "host.example", Some(8080));
+        let uri: Uri = "http://HOST.example:8080/".parse().unwrap();
+        let view = UriHost::of(&uri).unwrap();
+        assert_eq!(state.hash_one(&key), state.hash_one(&view as &dyn HostView));
+        let long = "A".repeat(300);
+        let uri: Uri = format!("http://{long}/").parse().unwrap();
+        let view = UriHost::of(&uri).unwrap();
+        assert_eq!(
+            state.hash_one(view.to_key()),
+            state.hash_one(&view as &dyn HostView)
+        );
     }
 }
