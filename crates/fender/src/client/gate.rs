@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use tokio::time::Instant;
 
 use super::breaker::BreakerPermit;
 use super::host::{HostMap, HostState};
@@ -124,9 +125,11 @@ impl Gate for HostGate {
                 breaker.record(class.is_failure());
             }
         }
+        let now = Instant::now();
         if let Some(throttle) = &host.throttle {
-            throttle.record(class);
+            throttle.record(class, now);
         }
+        self.hosts.mark_used(host, now);
         host.health
             .record(!class.is_failure() && class != Class::RateLimited);
         let status = match class {

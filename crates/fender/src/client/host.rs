@@ -235,13 +235,20 @@ impl HostMap {
         }
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.base)
-                .as_millis(),
-        )
-        .unwrap_or(u64::MAX)
+    /// `at` in milliseconds since the map was made.
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Marks `state` used at `now`: what eviction goes by. The gate marks a host when it
+    /// records an attempt's verdict, with the time it reads for the throttle anyway, so that a
+    /// lookup reads no clock.
+    pub(crate) fn mark_used(&self, state: &HostState, now: Instant) {
+        let now = self.millis(now);
+        // Written once a millisecond at most, not by every caller of a busy host.
+        if state.last_used.load(Relaxed) != now {
+            state.last_used.store(now, Relaxed);
+        }
     }
 
     /// The state of the host of a request's head, made if there is none; by the rule of
@@ -250,35 +257,29 @@ impl HostMap {
         let Some(view) = UriHost::of(&parts.uri) else {
             return self.get_or_insert(HostKey::of_parts(parts));
         };
-        let now = self.now();
-        if let Some(state) = self.find(&view, now) {
+        if let Some(state) = self.find(&view) {
             return state;
         }
-        self.insert(view.to_key(), now)
+        self.insert(view.to_key())
     }
 
     /// The state of `key`'s host, made if there is none.
     pub(crate) fn get_or_insert(&self, key: HostKey) -> Arc<HostState> {
-        let now = self.now();
-        if let Some(state) = self.find(&key, now) {
+        if let Some(state) = self.find(&key) {
             return state;
         }
-        self.insert(key, now)
+        self.insert(key)
     }
 
-    /// A known host's state, marked used at `now`.
-    fn find(&self, view: &dyn HostView, now: u64) -> Option<Arc<HostState>> {
+    /// A known host's state.
+    fn find(&self, view: &dyn HostView) -> Option<Arc<HostState>> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        let state = entries.get(view)?;
-        // Written once a millisecond at most, not by every caller of a busy host.
-        if state.last_used.load(Relaxed) != now {
-            state.last_used.store(now, Relaxed);
-        }
-        Some(state.clone())
+        entries.get(view).cloned()
     }
 
     /// The state of `key`'s host, made now unless another caller just made it.
-    fn insert(&self, key: HostKey, now: u64) -> Arc<HostState> {
+    fn insert(&self, key: HostKey) -> Arc<HostState> {
+        let now = self.millis(Instant::now());
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = entries.get(&key) {
             state.last_used.store(now, Relaxed);
@@ -366,6 +367,30 @@ impl ClientHandle {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    fn parts(uri: &str) -> http::request::Parts {
+        http::Request::get(uri).body(()).unwrap().into_parts().0
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_to_one_host_in_any_spelling_share_its_state() {
+        use super::super::pushback::PushbackConfig;
+        let make: MakeHost =
+            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
+        let map = HostMap::new(4, make);
+        let first = map.get_or_insert_for(&parts("http://Api.Example/a"));
+        let second = map.get_or_insert_for(&parts("HTTP://api.example:80/b?c"));
+        let by_key = map.get_or_insert(HostKey::new("http", "api.example", Some(80)));
+        assert!(Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&first, &by_key));
+        let other = map.get_or_insert_for(&parts("https://api.example/"));
+        assert!(!Arc::ptr_eq(&first, &other));
+        let origin_form = map.get_or_insert_for(&parts("/path"));
+        assert!(Arc::ptr_eq(
+            &origin_form,
+            &map.get_or_insert(HostKey::default())
+        ));
+        assert_eq!(map.len(), 3);
+    }
 
     #[test]
     fn a_uri_host_finds_its_key_in_a_map_in_any_case() {

@@ -88,8 +88,8 @@ impl Throttle {
         }
     }
 
-    fn bucket_id(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.base);
+    fn bucket_id(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.base);
         let nanos = elapsed
             .as_secs()
             .saturating_mul(1_000_000_000)
@@ -105,7 +105,7 @@ impl Throttle {
     /// the traffic). Counting only attempts sent, the throttle sheds nothing while the host
     /// accepts at least `1/K` of them, and `1 - K · accepted/sent` of new requests below that.
     pub(crate) fn reject(&self) -> bool {
-        let id = self.bucket_id();
+        let id = self.bucket_id(Instant::now());
         let (mut sent, mut accepted) = (0u64, 0u64);
         for (slot, bucket) in self.buckets.iter().enumerate() {
             // The one id within the window this slot can hold: the latest at or before `id`.
@@ -135,10 +135,11 @@ impl Throttle {
         draw < p
     }
 
-    /// Counts one attempt and whether the host accepted it (anything but a failure or a 429).
-    pub(crate) fn record(&self, class: Class) {
+    /// Counts one attempt that ended at `now` and whether the host accepted it (anything but a
+    /// failure or a 429).
+    pub(crate) fn record(&self, class: Class, now: Instant) {
         let accepted = u64::from(!class.is_failure() && class != Class::RateLimited);
-        let id = self.bucket_id();
+        let id = self.bucket_id(now);
         let current = id & TAG_MASK;
         let bucket = &self.buckets[(id % BUCKETS as u64) as usize];
         let _ = bucket.fetch_update(Relaxed, Relaxed, |word| {
@@ -164,15 +165,16 @@ mod tests {
     async fn sheds_nothing_while_the_host_accepts_half_and_some_once_it_accepts_none() {
         let throttle = Throttle::new(ThrottleConfig::default(), 7);
         for i in 0..100 {
-            throttle.record(if i % 2 == 0 {
+            let class = if i % 2 == 0 {
                 Class::Success
             } else {
                 Class::ServerError
-            });
+            };
+            throttle.record(class, Instant::now());
         }
         assert!((0..1_000).all(|_| !throttle.reject()));
         for _ in 0..400 {
-            throttle.record(Class::ServerError);
+            throttle.record(Class::ServerError, Instant::now());
         }
         let shed = (0..1_000).filter(|_| throttle.reject()).count();
         // p = (500 - 2 * 50) / 501, about 0.8 (the cap).
@@ -183,14 +185,15 @@ mod tests {
     async fn counts_older_than_the_window_are_forgotten() {
         let throttle = Throttle::new(ThrottleConfig::default(), 7);
         for _ in 0..100 {
-            throttle.record(Class::ServerError);
+            throttle.record(Class::ServerError, Instant::now());
         }
         assert!(throttle.reject() || throttle.reject() || throttle.reject());
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!((0..1_000).all(|_| !throttle.reject()));
         // A slot reused on the next turn of the ring starts from zero.
-        throttle.record(Class::ServerError);
-        let word = throttle.buckets[(throttle.bucket_id() % BUCKETS as u64) as usize].load(Relaxed);
+        throttle.record(Class::ServerError, Instant::now());
+        let word = throttle.buckets[(throttle.bucket_id(Instant::now()) % BUCKETS as u64) as usize]
+            .load(Relaxed);
         assert_eq!((requests(word), accepts(word)), (1, 0));
     }
 
