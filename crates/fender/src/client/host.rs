@@ -167,9 +167,13 @@ impl<'a> Borrow<dyn HostView + 'a> for HostKey {
 
 impl PartialEq for dyn HostView + '_ {
     fn eq(&self, other: &Self) -> bool {
+        // Keys are stored lowercase and most URIs spell them so: a plain comparison first.
+        fn same(a: &str, b: &str) -> bool {
+            a == b || a.eq_ignore_ascii_case(b)
+        }
         self.port() == other.port()
-            && self.host().eq_ignore_ascii_case(other.host())
-            && self.scheme().eq_ignore_ascii_case(other.scheme())
+            && same(self.host(), other.host())
+            && same(self.scheme(), other.scheme())
     }
 }
 
@@ -201,6 +205,71 @@ fn hash_lowercase<H: Hasher>(s: &str, state: &mut H) {
     }
 }
 
+/// How the host map hashes its keys: a multiply-and-rotate over eight bytes at a time from a
+/// seed drawn per map, finished with splitmix. SipHash, the standard map's hasher, spent more
+/// instructions on a host's few short fields than the rest of the lookup; the map is bounded
+/// by `max_keys` and its seed is random, so colliding keys can neither be made in advance nor
+/// make a lookup cost more than a scan of that many entries.
+#[derive(Debug, Clone, Copy)]
+struct HostHashing {
+    seed: u64,
+}
+
+impl std::hash::BuildHasher for HostHashing {
+    type Hasher = HostHasher;
+
+    fn build_hasher(&self) -> HostHasher {
+        HostHasher(self.seed)
+    }
+}
+
+#[derive(Debug)]
+struct HostHasher(u64);
+
+impl HostHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for HostHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            // The length keeps "a" and "a\0" apart.
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.add(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        crate::circuit_breaker::ramp::splitmix(self.0)
+    }
+}
+
 /// The states of the hosts a stack talks to, at most `max_keys` of them.
 ///
 /// A known host is found under a read lock, by a key borrowed from the request's URI; only a
@@ -209,7 +278,7 @@ fn hash_lowercase<H: Hasher>(s: &str, state: &mut H) {
 /// no pushback), or the least recently used if none is quiet. The sample keeps eviction O(1)
 /// whatever the map's size, while open circuits of bad hosts are kept the longest.
 pub(crate) struct HostMap {
-    entries: RwLock<HashMap<HostKey, Arc<HostState>>>,
+    entries: RwLock<HashMap<HostKey, Arc<HostState>, HostHashing>>,
     max_keys: usize,
     make: MakeHost,
     base: Instant,
@@ -228,7 +297,7 @@ impl fmt::Debug for HostMap {
 impl HostMap {
     pub(crate) fn new(max_keys: usize, make: MakeHost) -> Self {
         HostMap {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(HashMap::with_hasher(HostHashing { seed: rand_seed() })),
             max_keys: max_keys.max(1),
             make,
             base: Instant::now(),
@@ -237,7 +306,12 @@ impl HostMap {
 
     /// `at` in milliseconds since the map was made.
     fn millis(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+        let elapsed = at.saturating_duration_since(self.base);
+        // Not `as_millis`, whose u128 division is a library call.
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000)
+            .saturating_add(u64::from(elapsed.subsec_millis()))
     }
 
     /// Marks `state` used at `now`: what eviction goes by. The gate marks a host when it
@@ -319,6 +393,13 @@ impl HostMap {
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
+}
+
+/// A seed that differs from map to map and from run to run, without a random number generator:
+/// the standard library's per-map keys, hashed.
+fn rand_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
 }
 
 /// A handle to the per-host state of a [`ClientLayer`](super::ClientLayer) and every service

@@ -107,9 +107,15 @@ impl Throttle {
     pub(crate) fn reject(&self) -> bool {
         let id = self.bucket_id(Instant::now());
         let (mut sent, mut accepted) = (0u64, 0u64);
+        let current = id % BUCKETS as u64;
         for (slot, bucket) in self.buckets.iter().enumerate() {
             // The one id within the window this slot can hold: the latest at or before `id`.
-            let back = (id + BUCKETS as u64 - slot as u64) % BUCKETS as u64;
+            let slot = slot as u64;
+            let back = if slot <= current {
+                current - slot
+            } else {
+                current + BUCKETS as u64 - slot
+            };
             let Some(expected) = id.checked_sub(back) else {
                 continue;
             };
