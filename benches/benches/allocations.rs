@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fender::ClientLayer;
 use fender::circuit_breaker::CircuitBreakerLayer;
 use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
 use fender::retry::RetryLayer;
@@ -105,5 +106,11 @@ fn main() {
             .layer(ErrorEnvelopeLayer::new())
             .timeout(Duration::from_secs(2))
             .service(answer()), ping;
+        "client/fender" => ClientLayer::new().layer(answer()), ping;
+        "client/fender, absolute URI" => ClientLayer::new().layer(answer()), || {
+            let mut req = ping();
+            *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/");
+            req
+        };
     }
 }

@@ -7,18 +7,18 @@
 //!   hyper-util's tokio IO) keeps `connections` connections busy, each sending the next GET as
 //!   soon as the previous response body has been read.
 //! - **Client side.** One fast upstream (the bare app) and the same load shape, driven through a
-//!   bare hyper-util `Client`, then through the client stack of the README
-//!   (`DecodeEnvelopeLayer` → `RetryLayer` → `CircuitBreakerLayer` → a 5 s timeout → the same
-//!   kind of `Client`), `connections` tasks sharing the client.
+//!   bare hyper-util `Client`, then through the composed client stack as the README builds it
+//!   (`ServiceBuilder::new().layer(ClientLayer::new())` around the same kind of `Client`),
+//!   `connections` tasks sharing the client.
 //!
 //! Rounds alternate (A B, B A, A B, …) so that drift in the machine's load hits both sides alike;
 //! each round runs for a fixed time after a short warm-up. It prints requests per second of every
 //! round, the medians and the ratio stacked / bare (the median of the per-round-pair ratios).
 //!
-//! Settings, from the environment: `LOOPBACK_ROUNDS` (rounds per variant, default 3),
+//! Settings, from the environment: `LOOPBACK_ROUNDS` (rounds per variant, default 7),
 //! `LOOPBACK_SECS` (seconds per round, default 1.5), `LOOPBACK_CONNECTIONS` (default 8),
-//! `LOOPBACK_THREADS` (tokio worker threads, default the number of CPUs). The default run takes
-//! about 20 s.
+//! `LOOPBACK_THREADS` (tokio worker threads, default the number of CPUs), `LOOPBACK_SIDE`
+//! (`server`, `client` or `both`, the default). The default run takes about 50 s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
-use fender::circuit_breaker::CircuitBreakerLayer;
-use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
-use fender::retry::{ReplayBody, RetryLayer};
+use fender::ClientLayer;
+use fender::envelope::ErrorEnvelopeLayer;
 use fender_benches::USER_JSON;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Uri};
@@ -47,6 +46,8 @@ struct Settings {
     round: Duration,
     connections: usize,
     threads: usize,
+    server: bool,
+    client: bool,
 }
 
 impl Settings {
@@ -59,8 +60,13 @@ impl Settings {
                 Err(_) => default,
             }
         }
+        let side = var("LOOPBACK_SIDE", String::from("both"));
+        assert!(
+            ["server", "client", "both"].contains(&side.as_str()),
+            "LOOPBACK_SIDE must be server, client or both, got {side:?}"
+        );
         Settings {
-            rounds: var("LOOPBACK_ROUNDS", 3usize).max(1),
+            rounds: var("LOOPBACK_ROUNDS", 7usize).max(1),
             round: Duration::from_secs_f64(var("LOOPBACK_SECS", 1.5f64)),
             connections: var("LOOPBACK_CONNECTIONS", 8usize).max(1),
             threads: var(
@@ -68,6 +74,8 @@ impl Settings {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )
             .max(1),
+            server: side != "client",
+            client: side != "server",
         }
     }
 }
@@ -233,46 +241,52 @@ fn main() {
         round,
         connections,
         threads,
+        server,
+        client,
     } = settings;
     println!(
         "loopback: {rounds} rounds of {round:?} per variant, {connections} connections, \
          {threads} tokio worker threads\n"
     );
     let summaries = rt.block_on(async move {
+        let mut summaries = Vec::new();
         let bare_addr = serve(app()).await;
-        let stacked_addr = serve(
-            app().layer(
-                ServiceBuilder::new()
-                    .layer(ErrorEnvelopeLayer::new())
-                    .timeout(Duration::from_secs(2)),
-            ),
-        )
-        .await;
-        let server = compare(
-            "server: bare axum vs axum behind ErrorEnvelope + Timeout",
-            rounds,
-            || drive_server(bare_addr, connections, round),
-            || drive_server(stacked_addr, connections, round),
-        )
-        .await;
-
-        let uri: Uri = format!("http://{bare_addr}/users/7").parse().unwrap();
-        let bare: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let stacked = ServiceBuilder::new()
-            .layer(DecodeEnvelopeLayer::new())
-            .layer(RetryLayer::new())
-            .layer(CircuitBreakerLayer::new())
-            .timeout(Duration::from_secs(5))
-            .service(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
-        let client = compare(
-            "client: bare hyper-util Client vs DecodeEnvelope + Retry + CircuitBreaker + Timeout",
-            rounds,
-            || drive_client(bare.clone(), uri.clone(), connections, round),
-            || drive_client(stacked.clone(), uri.clone(), connections, round),
-        )
-        .await;
-        [server, client]
+        if server {
+            let stacked_addr = serve(
+                app().layer(
+                    ServiceBuilder::new()
+                        .layer(ErrorEnvelopeLayer::new())
+                        .timeout(Duration::from_secs(2)),
+                ),
+            )
+            .await;
+            let line = compare(
+                "server: bare axum vs axum behind ErrorEnvelope + Timeout",
+                rounds,
+                || drive_server(bare_addr, connections, round),
+                || drive_server(stacked_addr, connections, round),
+            )
+            .await;
+            summaries.push(line);
+        }
+        if client {
+            let uri: Uri = format!("http://{bare_addr}/users/7").parse().unwrap();
+            let bare: Client<HttpConnector, Full<Bytes>> =
+                Client::builder(TokioExecutor::new()).build_http();
+            // As the README builds it.
+            let stacked = ServiceBuilder::new()
+                .layer(ClientLayer::new())
+                .service(Client::builder(TokioExecutor::new()).build_http());
+            let line = compare(
+                "client: bare hyper-util Client vs ClientLayer",
+                rounds,
+                || drive_client(bare.clone(), uri.clone(), connections, round),
+                || drive_client(stacked.clone(), uri.clone(), connections, round),
+            )
+            .await;
+            summaries.push(line);
+        }
+        summaries
     });
     println!("| side | bare req/s (median) | fender req/s (median) | fender / bare |");
     println!("| --- | ---: | ---: | ---: |");

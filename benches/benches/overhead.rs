@@ -10,6 +10,10 @@
 //! - `retry body`: the same shape with a body of every size from empty to the replay cap
 //!   (64 KiB), `bare`, `fender` and `tower`.
 //!
+//! - `client`: `bare` and `fender` (the composed `ClientLayer::new()`), in the same shape; and
+//!   `fender, absolute URI`, the same request sent to `http://127.0.0.1/`, as a client sends
+//!   it, so that the stack keys a host.
+//!
 //! Every contender runs on one thread, and on two threads at once that call clones of one
 //! service (so one shared budget or breaker), each thread with its own current-thread runtime;
 //! the two-thread figure is the slower thread's time per call.
@@ -23,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use fender::ClientLayer;
 use fender::circuit_breaker::CircuitBreakerLayer;
 use fender::retry::RetryLayer;
 use fender_benches::runtime;
@@ -143,9 +148,33 @@ fn retry_body(c: &mut Criterion) {
     group.finish();
 }
 
+/// The shape's request sent to an absolute URI, as a client sends it.
+fn ping_absolute() -> Request<Full<Bytes>> {
+    let mut req = ping();
+    *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/");
+    req
+}
+
+fn client(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("client");
+    contenders!(group, rt,
+        "bare" => answer(),
+        "fender" => ClientLayer::new().layer(answer()),
+    );
+    group.bench_function("fender, absolute URI/1 thread", |b| {
+        b.to_async(&rt)
+            .iter_custom(|n| calls(ClientLayer::new().layer(answer()), n, ping_absolute))
+    });
+    group.bench_function("fender, absolute URI/2 threads", |b| {
+        b.iter_custom(|n| run_two(ClientLayer::new().layer(answer()), n, ping_absolute))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = fender_benches::criterion_config();
-    targets = retry, breaker, retry_body
+    targets = retry, breaker, retry_body, client
 }
 criterion_main!(benches);

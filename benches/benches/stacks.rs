@@ -3,6 +3,7 @@
 //! - `client`: `DecodeEnvelopeLayer` → `RetryLayer` → `CircuitBreakerLayer` → a 5 s timeout →
 //!   the bare handler of `fender_benches::handler` (reads the body, answers 200 with a small JSON
 //!   body), all with their defaults, as the README builds it; one GET with an empty body;
+//! - `ClientLayer`: the composed client stack, `ClientLayer::new()`, around the same handler;
 //! - `server`: `ErrorEnvelopeLayer` → a 2 s timeout → the bare handler; one GET without an
 //!   `x-request-id`.
 //!
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use fender::ClientLayer;
 use fender::circuit_breaker::CircuitBreakerLayer;
 use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
 use fender::retry::RetryLayer;
@@ -47,6 +49,11 @@ fn stacks(c: &mut Criterion) {
         .timeout(Duration::from_secs(5))
         .service(service_fn(handler));
     group.bench_function("client stack", |b| b.to_async(&rt).iter(|| send(&client)));
+
+    let composed = ServiceBuilder::new()
+        .layer(ClientLayer::new())
+        .service(service_fn(handler));
+    group.bench_function("ClientLayer", |b| b.to_async(&rt).iter(|| send(&composed)));
 
     // The client stack built up one layer at a time, innermost first, to see what each adds.
     let timeout = ServiceBuilder::new()

@@ -1,6 +1,7 @@
 //! [`HostKey`]: the key of one upstream host.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use http::Uri;
 
@@ -21,23 +22,40 @@ use http::Uri;
 /// assert_eq!(key.to_string(), "https://api.example:443");
 /// assert_eq!(key, HostKey::new("https", "api.example", None));
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct HostKey {
     scheme: Box<str>,
     host: Box<str>,
     port: Option<u16>,
 }
 
-/// The default port of a scheme, if it has a well-known one.
+/// The default port of a scheme, if it has a well-known one (the scheme in any case).
 fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
-        _ => None,
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        Some(80)
+    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        Some(443)
+    } else {
+        None
+    }
+}
+
+// Written out rather than derived, field by field as the derive would, because the client's
+// host map looks keys up by a view borrowed from a URI that must hash the same way.
+impl Hash for HostKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.scheme.hash(state);
+        self.host.hash(state);
+        self.port.hash(state);
     }
 }
 
 impl HostKey {
+    /// The default port of `scheme` (in any case), if it has a well-known one.
+    pub(crate) fn default_port_of(scheme: &str) -> Option<u16> {
+        default_port(scheme)
+    }
+
     /// The key of `host` reached over `scheme` on `port` (the scheme's default when `None`).
     pub fn new(scheme: &str, host: &str, port: Option<u16>) -> HostKey {
         let scheme = scheme.to_ascii_lowercase();

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use tokio::time::Instant;
 
 use super::breaker::BreakerPermit;
-use super::host::{HostKey, HostMap, HostState};
+use super::host::{HostMap, HostState};
 use super::pushback::Verdict;
 use crate::ApiError;
 use crate::classify::Class;
@@ -23,10 +24,11 @@ pub struct HostGate {
 #[derive(Debug)]
 pub struct HostPermit {
     breaker: Option<BreakerPermit>,
-    probe: bool,
     retry: bool,
-    host: Arc<HostState>,
-    recorded: bool,
+    /// The host of a pushback probe, whose place a cancelled probe gives back; `None` for any
+    /// other attempt, which needs no reference of its own (its verdict is recorded through the
+    /// request's scope).
+    probe: Option<Arc<HostState>>,
 }
 
 impl std::fmt::Debug for BreakerPermit {
@@ -37,8 +39,8 @@ impl std::fmt::Debug for BreakerPermit {
 
 impl Drop for HostPermit {
     fn drop(&mut self) {
-        if !self.recorded && self.probe {
-            self.host.pushback.cancel_probe();
+        if let Some(host) = self.probe.take() {
+            host.pushback.cancel_probe();
         }
     }
 }
@@ -55,7 +57,7 @@ impl Gate for HostGate {
 
     fn scope(&self, parts: &http::request::Parts) -> HostScope {
         HostScope {
-            host: self.hosts.get_or_insert(HostKey::of_parts(parts)),
+            host: self.hosts.get_or_insert_for(parts),
         }
     }
 
@@ -93,10 +95,8 @@ impl Gate for HostGate {
         };
         Admission::Go(HostPermit {
             breaker,
-            probe,
             retry: ctx.attempt > 1,
-            host: host.clone(),
-            recorded: false,
+            probe: probe.then(|| host.clone()),
         })
     }
 
@@ -106,13 +106,13 @@ impl Gate for HostGate {
 
     fn record(
         &self,
-        _scope: &HostScope,
+        scope: &HostScope,
         mut permit: HostPermit,
         class: Class,
         retry_after: Option<Duration>,
     ) {
-        permit.recorded = true;
-        let host = &permit.host;
+        let probe = permit.probe.take().is_some();
+        let host = &scope.host;
         if let Some(breaker) = permit.breaker.take() {
             // A retry that fails again while the circuit is closed is no new evidence: its
             // request's first failure was counted. Without this a herd that failed together
@@ -126,9 +126,11 @@ impl Gate for HostGate {
                 breaker.record(class.is_failure());
             }
         }
+        let now = Instant::now();
         if let Some(throttle) = &host.throttle {
-            throttle.record(class);
+            throttle.record(class, now);
         }
+        self.hosts.mark_used(host, now);
         host.health
             .record(!class.is_failure() && class != Class::RateLimited);
         let status = match class {
@@ -136,7 +138,6 @@ impl Gate for HostGate {
             Class::ServerError => Some(StatusCode::SERVICE_UNAVAILABLE),
             _ => None,
         };
-        host.pushback
-            .record(permit.probe, class, status, retry_after);
+        host.pushback.record(probe, class, status, retry_after);
     }
 }

@@ -1,11 +1,15 @@
 //! What the client stack keeps per host: the host's key, its circuit breaker, its server
 //! pushback and its adaptive throttle, in a bounded map.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+
+use http::Uri;
 
 use tokio::time::Instant;
 
@@ -37,10 +41,13 @@ const HEALTHY_SHARE: u32 = 18;
 
 impl Health {
     pub(crate) fn record(&self, accepted: bool) {
+        // A word that would not change (a full window of the same outcome) is not written:
+        // the healthy steady state then only reads a line every caller shares.
         let _ = self.0.fetch_update(Relaxed, Relaxed, |w| {
             let count = (w >> 58).min(HEALTH_WINDOW as u64);
             let bits = ((w << 1) | u64::from(accepted)) & ((1 << HEALTH_WINDOW) - 1);
-            Some((((count + 1).min(HEALTH_WINDOW as u64)) << 58) | bits)
+            let next = (((count + 1).min(HEALTH_WINDOW as u64)) << 58) | bits;
+            (next != w).then_some(next)
         });
     }
 
@@ -88,14 +95,210 @@ impl HostState {
     }
 }
 
+/// A host's key as the parts of a URI spell it, in any case and without a port filled in:
+/// looked up in a map of [`HostKey`]s without making one.
+pub(crate) trait HostView {
+    /// The scheme, in any case.
+    fn scheme(&self) -> &str;
+    /// The host, in any case.
+    fn host(&self) -> &str;
+    /// The port, with the scheme's default filled in.
+    fn port(&self) -> Option<u16>;
+}
+
+impl HostView for HostKey {
+    fn scheme(&self) -> &str {
+        HostKey::scheme(self)
+    }
+    fn host(&self) -> &str {
+        HostKey::host(self)
+    }
+    fn port(&self) -> Option<u16> {
+        HostKey::port(self)
+    }
+}
+
+/// The host of a URI with an authority, borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UriHost<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+}
+
+impl<'a> UriHost<'a> {
+    /// The host of `uri`, or `None` when it has no authority; by the rule of
+    /// [`HostKey::from_uri`].
+    pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
+        let (host, port) = split_authority(uri.authority()?.as_str());
+        let scheme = uri.scheme_str().unwrap_or("http");
+        Some(UriHost {
+            scheme,
+            host,
+            port: port.or_else(|| HostKey::default_port_of(scheme)),
+        })
+    }
+
+    /// The owned key.
+    pub(crate) fn to_key(self) -> HostKey {
+        HostKey::new(self.scheme, self.host, self.port)
+    }
+}
+
+/// The host and port of an already validated authority, as `Authority::host` and
+/// `Authority::port_u16` find them (credentials dropped, an IPv6 host kept in its brackets, a
+/// port that is not a `u16` ignored), with byte searches instead of their string patterns.
+fn split_authority(authority: &str) -> (&str, Option<u16>) {
+    let bytes = authority.as_bytes();
+    let start = bytes
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |at| at + 1);
+    let host_port = &authority[start..];
+    let end = if host_port.starts_with('[') {
+        host_port
+            .find(']')
+            .map_or(host_port.len(), |close| close + 1)
+    } else {
+        host_port.find(':').unwrap_or(host_port.len())
+    };
+    let (host, rest) = host_port.split_at(end);
+    let port = rest.strip_prefix(':').and_then(|p| p.parse().ok());
+    (host, port)
+}
+
+impl HostView for UriHost<'_> {
+    fn scheme(&self) -> &str {
+        self.scheme
+    }
+    fn host(&self) -> &str {
+        self.host
+    }
+    fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
+impl<'a> Borrow<dyn HostView + 'a> for HostKey {
+    fn borrow(&self) -> &(dyn HostView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn HostView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        // Keys are stored lowercase and most URIs spell them so: a plain comparison first.
+        fn same(a: &str, b: &str) -> bool {
+            a == b || a.eq_ignore_ascii_case(b)
+        }
+        self.port() == other.port()
+            && same(self.host(), other.host())
+            && same(self.scheme(), other.scheme())
+    }
+}
+
+impl Eq for dyn HostView + '_ {}
+
+impl Hash for dyn HostView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_lowercase(self.scheme(), state);
+        hash_lowercase(self.host(), state);
+        self.port().hash(state);
+    }
+}
+
+/// Hashes `s` lowercased as `str::hash` hashes a lowercase string, without allocating for the
+/// common short host.
+fn hash_lowercase<H: Hasher>(s: &str, state: &mut H) {
+    if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return s.hash(state);
+    }
+    let mut buf = [0u8; 256];
+    match buf.get_mut(..s.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(s.as_bytes());
+            buf.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            std::str::from_utf8(buf).unwrap_or_default().hash(state);
+        }
+        None => s.to_ascii_lowercase().hash(state),
+    }
+}
+
+/// How the host map hashes its keys: a multiply-and-rotate over eight bytes at a time from a
+/// seed drawn per map, finished with splitmix. SipHash, the standard map's hasher, spent more
+/// instructions on a host's few short fields than the rest of the lookup; the map is bounded
+/// by `max_keys` and its seed is random, so colliding keys can neither be made in advance nor
+/// make a lookup cost more than a scan of that many entries.
+#[derive(Debug, Clone, Copy)]
+struct HostHashing {
+    seed: u64,
+}
+
+impl std::hash::BuildHasher for HostHashing {
+    type Hasher = HostHasher;
+
+    fn build_hasher(&self) -> HostHasher {
+        HostHasher(self.seed)
+    }
+}
+
+#[derive(Debug)]
+struct HostHasher(u64);
+
+impl HostHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for HostHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            // The length keeps "a" and "a\0" apart.
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.add(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        crate::circuit_breaker::ramp::splitmix(self.0)
+    }
+}
+
 /// The states of the hosts a stack talks to, at most `max_keys` of them.
 ///
-/// The mutex is held only to find (or make) a host's state. When the map is full, a new host
+/// A known host is found under a read lock, by a key borrowed from the request's URI; only a
+/// new host takes the write lock and allocates its key. When the map is full, a new host
 /// evicts one of a small sample of entries: the least recently used quiet one (closed circuit,
 /// no pushback), or the least recently used if none is quiet. The sample keeps eviction O(1)
 /// whatever the map's size, while open circuits of bad hosts are kept the longest.
 pub(crate) struct HostMap {
-    entries: Mutex<HashMap<HostKey, Arc<HostState>>>,
+    entries: RwLock<HashMap<HostKey, Arc<HostState>, HostHashing>>,
     max_keys: usize,
     make: MakeHost,
     base: Instant,
@@ -106,7 +309,7 @@ const EVICTION_SAMPLE: usize = 16;
 
 impl fmt::Debug for HostMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         f.debug_map().entries(entries.iter()).finish()
     }
 }
@@ -114,22 +317,64 @@ impl fmt::Debug for HostMap {
 impl HostMap {
     pub(crate) fn new(max_keys: usize, make: MakeHost) -> Self {
         HostMap {
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::with_hasher(HostHashing { seed: rand_seed() })),
             max_keys: max_keys.max(1),
             make,
             base: Instant::now(),
         }
     }
 
+    /// `at` in milliseconds since the map was made.
+    fn millis(&self, at: Instant) -> u64 {
+        let elapsed = at.saturating_duration_since(self.base);
+        // Not `as_millis`, whose u128 division is a library call.
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000)
+            .saturating_add(u64::from(elapsed.subsec_millis()))
+    }
+
+    /// Marks `state` used at `now`: what eviction goes by. The gate marks a host when it
+    /// records an attempt's verdict, with the time it reads for the throttle anyway, so that a
+    /// lookup reads no clock.
+    pub(crate) fn mark_used(&self, state: &HostState, now: Instant) {
+        let now = self.millis(now);
+        // Written once a millisecond at most, not by every caller of a busy host.
+        if state.last_used.load(Relaxed) != now {
+            state.last_used.store(now, Relaxed);
+        }
+    }
+
+    /// The state of the host of a request's head, made if there is none; by the rule of
+    /// [`HostKey::of_parts`], without making a key for a host already known.
+    pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> Arc<HostState> {
+        let Some(view) = UriHost::of(&parts.uri) else {
+            return self.get_or_insert(HostKey::of_parts(parts));
+        };
+        if let Some(state) = self.find(&view) {
+            return state;
+        }
+        self.insert(view.to_key())
+    }
+
     /// The state of `key`'s host, made if there is none.
     pub(crate) fn get_or_insert(&self, key: HostKey) -> Arc<HostState> {
-        let now = u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.base)
-                .as_millis(),
-        )
-        .unwrap_or(u64::MAX);
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = self.find(&key) {
+            return state;
+        }
+        self.insert(key)
+    }
+
+    /// A known host's state.
+    fn find(&self, view: &dyn HostView) -> Option<Arc<HostState>> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries.get(view).cloned()
+    }
+
+    /// The state of `key`'s host, made now unless another caller just made it.
+    fn insert(&self, key: HostKey) -> Arc<HostState> {
+        let now = self.millis(Instant::now());
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = entries.get(&key) {
             state.last_used.store(now, Relaxed);
             return state.clone();
@@ -151,12 +396,12 @@ impl HostMap {
     }
 
     pub(crate) fn get(&self, key: &HostKey) -> Option<Arc<HostState>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries.get(key).cloned()
     }
 
     pub(crate) fn keys(&self) -> Vec<HostKey> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let mut keys: Vec<_> = entries.keys().cloned().collect();
         keys.sort();
         keys
@@ -164,10 +409,17 @@ impl HostMap {
 
     pub(crate) fn len(&self) -> usize {
         self.entries
-            .lock()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
+}
+
+/// A seed that differs from map to map and from run to run, without a random number generator:
+/// the standard library's per-map keys, hashed.
+fn rand_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
 }
 
 /// A handle to the per-host state of a [`ClientLayer`](super::ClientLayer) and every service
@@ -210,5 +462,89 @@ impl ClientHandle {
     /// How long requests to `host` are held by a server's `Retry-After` from now, if they are.
     pub fn pushback(&self, host: &HostKey) -> Option<Duration> {
         self.hosts.get()?.get(host)?.pushback.remaining()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str) -> http::request::Parts {
+        http::Request::get(uri).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn authorities_split_as_the_http_crate_splits_them() {
+        for text in [
+            "api.example",
+            "api.example:8080",
+            "API.Example:80",
+            "bob:pw@api.example:8443",
+            "a@b@api.example",
+            "[::1]",
+            "[::1]:9000",
+            "u@[fe80::1]:1",
+            "127.0.0.1:0",
+            "host:",
+            "host:99999",
+        ] {
+            let authority: http::uri::Authority = text.parse().unwrap();
+            assert_eq!(
+                split_authority(authority.as_str()),
+                (authority.host(), authority.port_u16()),
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_to_one_host_in_any_spelling_share_its_state() {
+        use super::super::pushback::PushbackConfig;
+        let make: MakeHost =
+            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
+        let map = HostMap::new(4, make);
+        let first = map.get_or_insert_for(&parts("http://Api.Example/a"));
+        let second = map.get_or_insert_for(&parts("HTTP://api.example:80/b?c"));
+        let by_key = map.get_or_insert(HostKey::new("http", "api.example", Some(80)));
+        assert!(Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&first, &by_key));
+        let other = map.get_or_insert_for(&parts("https://api.example/"));
+        assert!(!Arc::ptr_eq(&first, &other));
+        let origin_form = map.get_or_insert_for(&parts("/path"));
+        assert!(Arc::ptr_eq(
+            &origin_form,
+            &map.get_or_insert(HostKey::default())
+        ));
+        assert_eq!(map.len(), 3);
+    }
+
+    #[test]
+    fn a_uri_host_finds_its_key_in_a_map_in_any_case() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(HostKey::new("https", "api.example", None), 1);
+        let uri: Uri = "HTTPS://Api.EXAMPLE:443/x".parse().unwrap();
+        let view = UriHost::of(&uri).unwrap();
+        assert_eq!(map.get(&view as &dyn HostView), Some(&1));
+        assert_eq!(view.to_key(), HostKey::new("https", "api.example", None));
+        let other: Uri = "https://api.example:8443/".parse().unwrap();
+        let other = UriHost::of(&other).unwrap();
+        assert_eq!(map.get(&other as &dyn HostView), None);
+        assert!(UriHost::of(&Uri::from_static("/path")).is_none());
+    }
+
+    #[test]
+    fn a_view_hashes_like_its_key() {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let key = HostKey::new("http", "host.example", Some(8080));
+        let uri: Uri = "http://HOST.example:8080/".parse().unwrap();
+        let view = UriHost::of(&uri).unwrap();
+        assert_eq!(state.hash_one(&key), state.hash_one(&view as &dyn HostView));
+        let long = "A".repeat(300);
+        let uri: Uri = format!("http://{long}/").parse().unwrap();
+        let view = UriHost::of(&uri).unwrap();
+        assert_eq!(
+            state.hash_one(view.to_key()),
+            state.hash_one(&view as &dyn HostView)
+        );
     }
 }

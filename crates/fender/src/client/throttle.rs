@@ -2,7 +2,7 @@
 //! accepts too few of the requests sent to it, a share of new attempts is refused locally, in
 //! proportion to how sick the host is, instead of all or nothing.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -36,36 +36,65 @@ impl Default for ThrottleConfig {
 
 const BUCKETS: usize = 10;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Bucket {
-    id: u64,
-    requests: u64,
-    accepts: u64,
+/// One bucket is one word: the low bits of its id (a tag), then requests, then accepts.
+const COUNT_BITS: u32 = 22;
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+const TAG_MASK: u64 = (1 << (64 - 2 * COUNT_BITS)) - 1;
+
+fn pack(tag: u64, requests: u64, accepts: u64) -> u64 {
+    (tag << (2 * COUNT_BITS)) | (requests << COUNT_BITS) | accepts
+}
+
+fn tag(word: u64) -> u64 {
+    word >> (2 * COUNT_BITS)
+}
+
+fn requests(word: u64) -> u64 {
+    (word >> COUNT_BITS) & COUNT_MAX
+}
+
+fn accepts(word: u64) -> u64 {
+    word & COUNT_MAX
 }
 
 /// One host's throttle: requests and accepts over a sliding window of buckets.
+///
+/// Lock-free: each bucket is one atomic word holding the low 20 bits of its id (a bucket is a
+/// tenth of the window, so a tag repeats only after 2^20 of them: 12 days with the default
+/// window) and its two counts (up to 2^22 each, where they saturate). Counting an attempt is
+/// one compare-and-swap on the current bucket (which also clears a bucket left from an earlier
+/// turn of the ring); deciding reads the ten words.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     config: ThrottleConfig,
     base: Instant,
-    state: Mutex<([Bucket; BUCKETS], u64)>,
+    /// The bucket width in nanoseconds.
+    width: u64,
+    buckets: [AtomicU64; BUCKETS],
+    rng: AtomicU64,
 }
 
 impl Throttle {
     pub(crate) fn new(config: ThrottleConfig, seed: u64) -> Self {
+        let width = u64::try_from((config.window / BUCKETS as u32).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         Throttle {
             config,
             base: Instant::now(),
-            state: Mutex::new(([Bucket::default(); BUCKETS], seed)),
+            width,
+            buckets: Default::default(),
+            rng: AtomicU64::new(seed),
         }
     }
 
-    fn bucket_id(&self) -> u64 {
-        let width = (self.config.window / BUCKETS as u32).as_nanos().max(1);
-        (Instant::now()
-            .saturating_duration_since(self.base)
-            .as_nanos()
-            / width) as u64
+    fn bucket_id(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.base);
+        let nanos = elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()));
+        nanos / self.width
     }
 
     /// Whether the next attempt is refused locally.
@@ -76,46 +105,110 @@ impl Throttle {
     /// the traffic). Counting only attempts sent, the throttle sheds nothing while the host
     /// accepts at least `1/K` of them, and `1 - K · accepted/sent` of new requests below that.
     pub(crate) fn reject(&self) -> bool {
-        let id = self.bucket_id();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (buckets, rng) = &mut *state;
-        let (mut requests, mut accepts) = (0u64, 0u64);
-        for b in buckets.iter().filter(|b| b.id + BUCKETS as u64 > id) {
-            requests += b.requests;
-            accepts += b.accepts;
+        let id = self.bucket_id(Instant::now());
+        let (mut sent, mut accepted) = (0u64, 0u64);
+        let current = id % BUCKETS as u64;
+        for (slot, bucket) in self.buckets.iter().enumerate() {
+            // The one id within the window this slot can hold: the latest at or before `id`.
+            let slot = slot as u64;
+            let back = if slot <= current {
+                current - slot
+            } else {
+                current + BUCKETS as u64 - slot
+            };
+            let Some(expected) = id.checked_sub(back) else {
+                continue;
+            };
+            let word = bucket.load(Relaxed);
+            if tag(word) == expected & TAG_MASK {
+                sent += requests(word);
+                accepted += accepts(word);
+            }
         }
-        if requests < self.config.min_requests {
+        if sent < self.config.min_requests {
             return false;
         }
-        let p = ((requests as f64 - self.config.k * accepts as f64) / (requests as f64 + 1.0))
+        let p = ((sent as f64 - self.config.k * accepted as f64) / (sent as f64 + 1.0))
             .clamp(0.0, self.config.max_reject);
         if p <= 0.0 {
             return false;
         }
-        *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let draw = (splitmix(*rng) >> 11) as f64 / (1u64 << 53) as f64;
+        let rng = self
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let draw = (splitmix(rng) >> 11) as f64 / (1u64 << 53) as f64;
         draw < p
     }
 
-    /// Counts one attempt and whether the host accepted it (anything but a failure or a 429).
-    pub(crate) fn record(&self, class: Class) {
-        let accepted = !class.is_failure() && class != Class::RateLimited;
-        let id = self.bucket_id();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let bucket = current(&mut state.0, id);
-        bucket.requests += 1;
-        bucket.accepts += u64::from(accepted);
+    /// Counts one attempt that ended at `now` and whether the host accepted it (anything but a
+    /// failure or a 429).
+    pub(crate) fn record(&self, class: Class, now: Instant) {
+        let accepted = u64::from(!class.is_failure() && class != Class::RateLimited);
+        let id = self.bucket_id(now);
+        let current = id & TAG_MASK;
+        let bucket = &self.buckets[(id % BUCKETS as u64) as usize];
+        let _ = bucket.fetch_update(Relaxed, Relaxed, |word| {
+            let (sent, accepts) = if tag(word) == current {
+                (requests(word), accepts(word))
+            } else {
+                (0, 0)
+            };
+            Some(pack(
+                current,
+                (sent + 1).min(COUNT_MAX),
+                (accepts + accepted).min(COUNT_MAX),
+            ))
+        });
     }
 }
 
-fn current(buckets: &mut [Bucket; BUCKETS], id: u64) -> &mut Bucket {
-    let bucket = &mut buckets[(id % BUCKETS as u64) as usize];
-    if bucket.id != id {
-        *bucket = Bucket {
-            id,
-            requests: 0,
-            accepts: 0,
-        };
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn sheds_nothing_while_the_host_accepts_half_and_some_once_it_accepts_none() {
+        let throttle = Throttle::new(ThrottleConfig::default(), 7);
+        for i in 0..100 {
+            let class = if i % 2 == 0 {
+                Class::Success
+            } else {
+                Class::ServerError
+            };
+            throttle.record(class, Instant::now());
+        }
+        assert!((0..1_000).all(|_| !throttle.reject()));
+        for _ in 0..400 {
+            throttle.record(Class::ServerError, Instant::now());
+        }
+        let shed = (0..1_000).filter(|_| throttle.reject()).count();
+        // p = (500 - 2 * 50) / 501, about 0.8 (the cap).
+        assert!((700..=900).contains(&shed), "shed {shed} of 1,000");
     }
-    bucket
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_older_than_the_window_are_forgotten() {
+        let throttle = Throttle::new(ThrottleConfig::default(), 7);
+        for _ in 0..100 {
+            throttle.record(Class::ServerError, Instant::now());
+        }
+        assert!(throttle.reject() || throttle.reject() || throttle.reject());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!((0..1_000).all(|_| !throttle.reject()));
+        // A slot reused on the next turn of the ring starts from zero.
+        throttle.record(Class::ServerError, Instant::now());
+        let word = throttle.buckets[(throttle.bucket_id(Instant::now()) % BUCKETS as u64) as usize]
+            .load(Relaxed);
+        assert_eq!((requests(word), accepts(word)), (1, 0));
+    }
+
+    #[test]
+    fn counts_saturate_instead_of_spilling_into_the_tag() {
+        let word = pack(5, COUNT_MAX, COUNT_MAX);
+        assert_eq!(
+            (tag(word), requests(word), accepts(word)),
+            (5, COUNT_MAX, COUNT_MAX)
+        );
+    }
 }
