@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
 
 use super::InnerBody;
+use super::accept::KeptAccept;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::decode::error_from_json;
 use super::layer::Config;
@@ -58,7 +59,7 @@ pin_project! {
         id: Option<RequestId>,
         config: Config,
         line: RequestLine,
-        wire: Wire,
+        accept: KeptAccept,
     }
 }
 
@@ -72,13 +73,24 @@ pin_project! {
         Failed {
             error: Option<BoxError>,
         },
+        // Boxed: only an error response with a body worth reading gets here, and unboxed its
+        // head, reader and timer would make every success's future (moved by each `.await`)
+        // twice as large.
         Reading {
-            #[pin]
-            read: ReadBounded<InnerBody>,
-            #[pin]
-            deadline: tokio::time::Sleep,
-            parts: Option<Parts>,
+            reading: Pin<Box<Reading>>,
         },
+    }
+}
+
+pin_project! {
+    /// An inner error body being read, against its deadline.
+    #[project = ReadingProj]
+    struct Reading {
+        #[pin]
+        read: ReadBounded<InnerBody>,
+        #[pin]
+        deadline: tokio::time::Sleep,
+        parts: Option<Parts>,
     }
 }
 
@@ -96,14 +108,14 @@ impl<F> ResponseFuture<F> {
         id: RequestId,
         config: Config,
         line: RequestLine,
-        wire: Wire,
+        accept: KeptAccept,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             id: Some(id),
             config,
             line,
-            wire,
+            accept,
         }
     }
 
@@ -112,14 +124,14 @@ impl<F> ResponseFuture<F> {
         id: RequestId,
         config: Config,
         line: RequestLine,
-        wire: Wire,
+        accept: KeptAccept,
     ) -> Self {
         ResponseFuture {
             state: State::Failed { error: Some(error) },
             id: Some(id),
             config,
             line,
-            wire,
+            accept,
         }
     }
 }
@@ -159,9 +171,11 @@ where
                         } else if worth_reading(&parts) {
                             let read = ReadBounded::new(body, this.config.body_limit);
                             this.state.set(State::Reading {
-                                read,
-                                deadline: tokio::time::sleep(this.config.body_timeout),
-                                parts: Some(parts),
+                                reading: Box::pin(Reading {
+                                    read,
+                                    deadline: tokio::time::sleep(this.config.body_timeout),
+                                    parts: Some(parts),
+                                }),
                             });
                             continue;
                         } else {
@@ -175,11 +189,12 @@ where
                     let err = error.take().expect("polled after completion");
                     (empty_parts(), map_error(err, this.config))
                 }
-                StateProj::Reading {
-                    mut read,
-                    deadline,
-                    parts,
-                } => {
+                StateProj::Reading { reading } => {
+                    let ReadingProj {
+                        mut read,
+                        deadline,
+                        parts,
+                    } = reading.as_mut().project();
                     // The body is the inner service's code running on this task: a panic in it
                     // must not take the connection down with it.
                     let read = match catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))) {
@@ -204,12 +219,23 @@ where
             };
             let id = this.id.take().expect("polled after completion");
             let how = Rendering {
-                wire: *this.wire,
+                wire: negotiate(this.config, this.accept),
                 type_base: this.config.problem_type_base(),
             };
             return Poll::Ready(Ok(render(parts, api, &id, this.line, how)));
         }
     }
+}
+
+/// The form of an error response: [`Wire::choose`] on the request's headers, with the parse of
+/// its `Accept` done only now.
+fn negotiate(config: &Config, accept: &KeptAccept) -> Wire {
+    // What the mode says without an `Accept`; when the choice depends on one, the kept one.
+    let mut wire = Wire::choose(config.problem_details, &http::HeaderMap::new());
+    if wire.vary {
+        wire.problem = accept.prefers_problem();
+    }
+    wire
 }
 
 fn empty_parts() -> Parts {

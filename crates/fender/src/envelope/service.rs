@@ -13,9 +13,10 @@ use http_body_util::Full;
 use tower_http::catch_panic::{CatchPanic, ResponseForPanic};
 use tower_service::Service;
 
+use super::accept::KeptAccept;
 use super::future::{RequestLine, ResponseFuture};
 use super::layer::Config;
-use super::problem::Wire;
+use super::problem::ProblemDetails;
 use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID, resolve_request_id};
 use crate::{ApiError, BoxError};
@@ -105,15 +106,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let id = resolve_request_id(req.headers().get(&X_REQUEST_ID));
-        if req.headers().get(&X_REQUEST_ID) != Some(id.header_value()) {
+        // Read before the id is inserted: a lookup in an empty header map is free.
+        let line = RequestLine::of(&req);
+        // Only an error response is negotiated: keep the `Accept`, parse it if one is rendered.
+        let accept = if self.config.problem_details == ProblemDetails::Negotiate {
+            KeptAccept::of(req.headers())
+        } else {
+            KeptAccept::default()
+        };
+        let inbound = req.headers().get(&X_REQUEST_ID);
+        let id = resolve_request_id(inbound);
+        if inbound != Some(id.header_value()) {
             req.headers_mut()
                 .insert(X_REQUEST_ID.clone(), id.header_value().clone());
         }
-        let line = RequestLine::of(&req);
-        let wire = Wire::choose(self.config.problem_details, req.headers());
         if let Some(err) = self.ready_error.take() {
-            return ResponseFuture::failed(err, id, self.config.clone(), line, wire);
+            return ResponseFuture::failed(err, id, self.config.clone(), line, accept);
         }
         req.extensions_mut().insert(id.clone());
         let future = {
@@ -121,7 +129,7 @@ where
             let _edge = EdgeRenders::enter();
             self.inner.call(req)
         };
-        ResponseFuture::new(future, id, self.config.clone(), line, wire)
+        ResponseFuture::new(future, id, self.config.clone(), line, accept)
     }
 }
 
