@@ -9,8 +9,8 @@ use http::header::CONTENT_TYPE;
 use http::response::Parts;
 use http::{HeaderValue, Method, Response};
 use http_body::Body;
+use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
-use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
 
 use super::InnerBody;
 use super::accept::KeptAccept;
@@ -18,7 +18,7 @@ use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::decode::error_from_json;
 use super::layer::Config;
 use super::problem::{PROBLEM_JSON, Problem, Wire, has_problem_media_type, vary_on_accept};
-use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
+use super::service::{DisplayChain, Panicked, id_str};
 use crate::classify::chain;
 use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -68,10 +68,14 @@ pin_project! {
     enum State<F> {
         Calling {
             #[pin]
-            future: CatchPanicFuture<F, PanicToEnvelope>,
+            future: F,
         },
         Failed {
             error: Option<BoxError>,
+        },
+        // The inner service panicked in `call`.
+        Panicked {
+            panic: Option<Panicked>,
         },
         // Boxed: only an error response with a body worth reading gets here, and unboxed its
         // head, reader and timer would make every success's future (moved by each `.await`)
@@ -104,7 +108,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(
-        future: CatchPanicFuture<F, PanicToEnvelope>,
+        future: F,
         id: RequestId,
         config: Config,
         line: RequestLine,
@@ -134,6 +138,24 @@ impl<F> ResponseFuture<F> {
             accept,
         }
     }
+
+    pub(crate) fn panicked(
+        panicked: Panicked,
+        id: RequestId,
+        config: Config,
+        line: RequestLine,
+        accept: KeptAccept,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Panicked {
+                panic: Some(panicked),
+            },
+            id: Some(id),
+            config,
+            line,
+            accept,
+        }
+    }
 }
 
 impl<F, ResBody, E> Future for ResponseFuture<F>
@@ -143,7 +165,7 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    type Output = Result<Response<EnvelopeBody<InnerBody>>, std::convert::Infallible>;
+    type Output = Result<Response<EnvelopeBody<ResBody>>, std::convert::Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -151,9 +173,14 @@ where
             let (parts, api) = match this.state.as_mut().project() {
                 StateProj::Calling { future } => match ready!({
                     let _edge = EdgeRenders::enter();
-                    future.poll(cx)
+                    // The handler's code runs in this poll: a panic in it is a 500 envelope.
+                    match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                        Ok(poll) => poll.map(Ok),
+                        Err(panic) => Poll::Ready(Err(Panicked::new("handler", &*panic))),
+                    }
                 }) {
-                    Ok(res) if res.status().as_u16() < 400 => {
+                    Err(panicked) => (empty_parts(), ApiError::internal().with_source(panicked)),
+                    Ok(Ok(res)) if res.status().as_u16() < 400 => {
                         let (mut parts, body) = res.into_parts();
                         let id = this.id.take().expect("polled after completion");
                         parts
@@ -164,11 +191,13 @@ where
                             EnvelopeBody::inner(body),
                         )));
                     }
-                    Ok(res) => {
+                    Ok(Ok(res)) => {
                         let (mut parts, body) = res.into_parts();
                         if let Some(api) = parts.extensions.remove::<ApiError>() {
                             (parts, api)
                         } else if worth_reading(&parts) {
+                            // Boxed here, on the way to an error, so the reader has one type.
+                            let body = InnerBody::new(body.map_err(Into::into));
                             let read = ReadBounded::new(body, this.config.body_limit);
                             this.state.set(State::Reading {
                                 reading: Box::pin(Reading {
@@ -183,8 +212,12 @@ where
                             (parts, api)
                         }
                     }
-                    Err(err) => (empty_parts(), map_error(err.into(), this.config)),
+                    Ok(Err(err)) => (empty_parts(), map_error(err.into(), this.config)),
                 },
+                StateProj::Panicked { panic } => {
+                    let panicked = panic.take().expect("polled after completion");
+                    (empty_parts(), ApiError::internal().with_source(panicked))
+                }
                 StateProj::Failed { error } => {
                     let err = error.take().expect("polled after completion");
                     (empty_parts(), map_error(err, this.config))
@@ -313,13 +346,13 @@ struct Rendering<'a> {
     type_base: &'a str,
 }
 
-fn render(
+fn render<B>(
     mut parts: Parts,
     api: ApiError,
     id: &RequestId,
     line: &RequestLine,
     how: Rendering<'_>,
-) -> Response<EnvelopeBody<InnerBody>> {
+) -> Response<EnvelopeBody<B>> {
     let api = api.with_request_id(id_str(id));
     log(&api, line);
     super::strip_representation_headers(&mut parts.headers);
