@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::Entry;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -18,7 +19,7 @@ use super::layer::Config;
 use super::problem::ProblemDetails;
 use crate::BoxError;
 use crate::error::EdgeRenders;
-use crate::request_id::{RequestId, X_REQUEST_ID, resolve_request_id};
+use crate::request_id::{RequestId, X_REQUEST_ID, new_request_id, resolve_request_id};
 
 /// The service of [`ErrorEnvelopeLayer`](super::ErrorEnvelopeLayer).
 ///
@@ -113,12 +114,21 @@ where
         } else {
             KeptAccept::default()
         };
-        let inbound = req.headers().get(&X_REQUEST_ID);
-        let id = resolve_request_id(inbound);
-        if inbound != Some(id.header_value()) {
-            req.headers_mut()
-                .insert(X_REQUEST_ID.clone(), id.header_value().clone());
-        }
+        // One lookup of the header both reads the inbound id and, when it is not kept, sets ours.
+        let id = match req.headers_mut().entry(&X_REQUEST_ID) {
+            Entry::Occupied(mut inbound) => {
+                let id = resolve_request_id(Some(inbound.get()));
+                if inbound.get() != id.header_value() {
+                    inbound.insert(id.header_value().clone());
+                }
+                id
+            }
+            Entry::Vacant(slot) => {
+                let id = new_request_id();
+                slot.insert(id.header_value().clone());
+                id
+            }
+        };
         if let Some(err) = self.ready_error.take() {
             return ResponseFuture::failed(err, id, self.config.clone(), line, accept);
         }
