@@ -112,5 +112,29 @@ fn main() {
             *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/");
             req
         };
+        // The `envelope` benchmark's shape: the handler that reads the body and answers JSON,
+        // a `GET` of a parsed absolute URI; with and without a browser's `Accept`.
+        "envelope handler/bare" => tower::service_fn(fender_benches::handler::<Full<Bytes>>),
+            || fender_benches::request(&Bytes::new());
+        "envelope handler/server" => ErrorEnvelopeLayer::new()
+            .layer(tower::service_fn(fender_benches::handler::<Full<Bytes>>)),
+            || fender_benches::request(&Bytes::new());
+        "envelope handler/bare, Accept" => tower::service_fn(fender_benches::handler::<Full<Bytes>>),
+            browser_get;
+        "envelope handler/server, Accept" => ErrorEnvelopeLayer::new()
+            .layer(tower::service_fn(fender_benches::handler::<Full<Bytes>>)),
+            browser_get;
     }
+}
+
+/// The handler's `GET` with the `Accept` a browser sends.
+fn browser_get() -> Request<Full<Bytes>> {
+    let mut req = fender_benches::request(&Bytes::new());
+    req.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+    );
+    req
 }

@@ -6,6 +6,8 @@
 //!   200 with a small JSON body), bare and behind the layer; the request carries no
 //!   `x-request-id`, so the layer makes a UUID v7 one, as for most traffic;
 //! - `server/success, inbound id`: the same with a valid `x-request-id` the layer keeps;
+//! - `server/success, browser Accept`: no id, and the `Accept` a browser sends, which the layer
+//!   keeps and parses only if it renders an error (problem details are negotiated then);
 //! - `server/error`: a handler that answers `ApiError::not_found(..)` rendered as an envelope;
 //!   behind the layer the envelope is rendered again with the request's id and timestamp, which
 //!   is the work of one error response.
@@ -53,6 +55,15 @@ fn with_id() -> Request<Full<Bytes>> {
     req
 }
 
+fn browser_accept() -> Request<Full<Bytes>> {
+    let mut req = plain();
+    req.headers_mut().insert(
+        "accept",
+        HeaderValue::from_static("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    );
+    req
+}
+
 async fn send<S, B>(svc: &S, make: fn() -> Request<Full<Bytes>>, status: StatusCode)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
@@ -81,6 +92,14 @@ fn server(c: &mut Criterion) {
     group.bench_function("success, inbound id/fender", |b| {
         b.to_async(&rt)
             .iter(|| send(&enveloped, with_id, StatusCode::OK))
+    });
+    group.bench_function("success, browser Accept/bare", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&ok, browser_accept, StatusCode::OK))
+    });
+    group.bench_function("success, browser Accept/fender", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&enveloped, browser_accept, StatusCode::OK))
     });
 
     let err = service_fn(not_found);

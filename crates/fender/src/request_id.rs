@@ -57,9 +57,15 @@ pub fn new_request_id() -> RequestId {
     let mut rand_bytes = [0u8; 10];
     rand_bytes.copy_from_slice(&random.as_bytes()[6..]);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &rand_bytes).into_uuid();
-    let mut buf = uuid::Uuid::encode_buffer();
-    let text = id.hyphenated().encode_lower(&mut buf);
-    RequestId::new(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
+    // Formatted on the stack, then moved into one shared allocation: the layers clone the id
+    // into the request's extensions and headers and onto the response, and a clone of shared
+    // bytes is a reference count, where one of bytes copied from a `&str` would allocate again
+    // to promote them to shared storage.
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text);
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .expect("a UUID is a valid header value");
+    RequestId::new(value)
 }
 
 /// The id for a request whose inbound `x-request-id` is `inbound`: kept when valid, else new.

@@ -14,8 +14,8 @@
 //! a number in 0–1, bytes that are not visible ASCII): the envelope is the default and a
 //! client that sends garbage gets the default.
 
-use http::HeaderMap;
 use http::header::ACCEPT;
+use http::{HeaderMap, HeaderValue};
 
 /// The two formats the layer can answer in, as `(type, subtype)`.
 const JSON: (&str, &str) = ("application", "json");
@@ -24,9 +24,55 @@ const PROBLEM: (&str, &str) = ("application", "problem+json");
 /// Whether `headers` carry an `Accept` that strictly prefers `application/problem+json` to
 /// `application/json`. Every `Accept` header counts, as one list.
 pub(crate) fn prefers_problem(headers: &HeaderMap) -> bool {
+    prefers_problem_in(headers.get_all(ACCEPT))
+}
+
+/// A request's `Accept`, kept for the error response that may need it.
+///
+/// Only an error response is negotiated, so the parse waits for one: a request keeps its
+/// `Accept` value (a clone of a `HeaderValue` is a reference count), and a success never parses
+/// it. A request with several `Accept` headers, which is rare, is parsed at once rather than
+/// keeping a list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptAccept(Kept);
+
+#[derive(Debug, Clone, Default)]
+enum Kept {
+    /// No `Accept`: nothing prefers problem details.
+    #[default]
+    Absent,
+    /// The one `Accept` header, not parsed yet.
+    One(HeaderValue),
+    /// Several `Accept` headers, already parsed.
+    Parsed(bool),
+}
+
+impl KeptAccept {
+    /// Keeps the `Accept` of `headers`.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut values = headers.get_all(ACCEPT).iter();
+        KeptAccept(match (values.next(), values.next()) {
+            (None, _) => Kept::Absent,
+            (Some(one), None) => Kept::One(one.clone()),
+            (Some(_), Some(_)) => Kept::Parsed(prefers_problem(headers)),
+        })
+    }
+
+    /// [`prefers_problem`] of the request's headers.
+    pub(crate) fn prefers_problem(&self) -> bool {
+        match &self.0 {
+            Kept::Absent => false,
+            Kept::One(value) => prefers_problem_in([value]),
+            Kept::Parsed(prefers) => *prefers,
+        }
+    }
+}
+
+/// [`prefers_problem`] of the `Accept` values `values`, read as one list.
+fn prefers_problem_in<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
     let mut json = Weight::default();
     let mut problem = Weight::default();
-    for value in headers.get_all(ACCEPT) {
+    for value in values {
         let Ok(value) = value.to_str() else {
             return false;
         };
@@ -149,7 +195,13 @@ mod tests {
         for value in accept {
             headers.append(ACCEPT, HeaderValue::from_str(value).unwrap());
         }
-        prefers_problem(&headers)
+        let now = prefers_problem(&headers);
+        assert_eq!(
+            KeptAccept::of(&headers).prefers_problem(),
+            now,
+            "kept and parsed later: {accept:?}"
+        );
+        now
     }
 
     #[test]
@@ -223,6 +275,19 @@ mod tests {
         let latin1 = HeaderValue::from_bytes(b"application/problem+json;x=\xe9").unwrap();
         headers.insert(ACCEPT, latin1);
         assert!(!prefers_problem(&headers));
+        assert!(!KeptAccept::of(&headers).prefers_problem());
+    }
+
+    #[test]
+    fn one_accept_is_kept_unparsed_and_several_are_parsed_at_once() {
+        let mut headers = HeaderMap::new();
+        assert!(matches!(KeptAccept::of(&headers).0, Kept::Absent));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/problem+json"));
+        let kept = KeptAccept::of(&headers);
+        assert!(matches!(&kept.0, Kept::One(v) if v == "application/problem+json"));
+        assert!(kept.prefers_problem());
+        headers.append(ACCEPT, HeaderValue::from_static("application/json;q=0.1"));
+        assert!(matches!(KeptAccept::of(&headers).0, Kept::Parsed(true)));
     }
 
     #[test]

@@ -9,15 +9,16 @@ use http::header::CONTENT_TYPE;
 use http::response::Parts;
 use http::{HeaderValue, Method, Response};
 use http_body::Body;
+use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
-use tower_http::catch_panic::ResponseFuture as CatchPanicFuture;
 
 use super::InnerBody;
+use super::accept::KeptAccept;
 use super::body::{BoundedRead, EnvelopeBody, ReadBounded};
 use super::decode::error_from_json;
 use super::layer::Config;
 use super::problem::{PROBLEM_JSON, Problem, Wire, has_problem_media_type, vary_on_accept};
-use super::service::{DisplayChain, PanicToEnvelope, Panicked, id_str};
+use super::service::{DisplayChain, Panicked, id_str};
 use crate::classify::chain;
 use crate::error::EdgeRenders;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -58,7 +59,7 @@ pin_project! {
         id: Option<RequestId>,
         config: Config,
         line: RequestLine,
-        wire: Wire,
+        accept: KeptAccept,
     }
 }
 
@@ -67,18 +68,33 @@ pin_project! {
     enum State<F> {
         Calling {
             #[pin]
-            future: CatchPanicFuture<F, PanicToEnvelope>,
+            future: F,
         },
         Failed {
             error: Option<BoxError>,
         },
-        Reading {
-            #[pin]
-            read: ReadBounded<InnerBody>,
-            #[pin]
-            deadline: tokio::time::Sleep,
-            parts: Option<Parts>,
+        // The inner service panicked in `call`.
+        Panicked {
+            panic: Option<Panicked>,
         },
+        // Boxed: only an error response with a body worth reading gets here, and unboxed its
+        // head, reader and timer would make every success's future (moved by each `.await`)
+        // twice as large.
+        Reading {
+            reading: Pin<Box<Reading>>,
+        },
+    }
+}
+
+pin_project! {
+    /// An inner error body being read, against its deadline.
+    #[project = ReadingProj]
+    struct Reading {
+        #[pin]
+        read: ReadBounded<InnerBody>,
+        #[pin]
+        deadline: tokio::time::Sleep,
+        parts: Option<Parts>,
     }
 }
 
@@ -92,18 +108,18 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(
-        future: CatchPanicFuture<F, PanicToEnvelope>,
+        future: F,
         id: RequestId,
         config: Config,
         line: RequestLine,
-        wire: Wire,
+        accept: KeptAccept,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             id: Some(id),
             config,
             line,
-            wire,
+            accept,
         }
     }
 
@@ -112,14 +128,32 @@ impl<F> ResponseFuture<F> {
         id: RequestId,
         config: Config,
         line: RequestLine,
-        wire: Wire,
+        accept: KeptAccept,
     ) -> Self {
         ResponseFuture {
             state: State::Failed { error: Some(error) },
             id: Some(id),
             config,
             line,
-            wire,
+            accept,
+        }
+    }
+
+    pub(crate) fn panicked(
+        panicked: Panicked,
+        id: RequestId,
+        config: Config,
+        line: RequestLine,
+        accept: KeptAccept,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Panicked {
+                panic: Some(panicked),
+            },
+            id: Some(id),
+            config,
+            line,
+            accept,
         }
     }
 }
@@ -131,7 +165,7 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    type Output = Result<Response<EnvelopeBody<InnerBody>>, std::convert::Infallible>;
+    type Output = Result<Response<EnvelopeBody<ResBody>>, std::convert::Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -139,9 +173,14 @@ where
             let (parts, api) = match this.state.as_mut().project() {
                 StateProj::Calling { future } => match ready!({
                     let _edge = EdgeRenders::enter();
-                    future.poll(cx)
+                    // The handler's code runs in this poll: a panic in it is a 500 envelope.
+                    match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                        Ok(poll) => poll.map(Ok),
+                        Err(panic) => Poll::Ready(Err(Panicked::new("handler", &*panic))),
+                    }
                 }) {
-                    Ok(res) if res.status().as_u16() < 400 => {
+                    Err(panicked) => (empty_parts(), ApiError::internal().with_source(panicked)),
+                    Ok(Ok(res)) if res.status().as_u16() < 400 => {
                         let (mut parts, body) = res.into_parts();
                         let id = this.id.take().expect("polled after completion");
                         parts
@@ -152,16 +191,20 @@ where
                             EnvelopeBody::inner(body),
                         )));
                     }
-                    Ok(res) => {
+                    Ok(Ok(res)) => {
                         let (mut parts, body) = res.into_parts();
                         if let Some(api) = parts.extensions.remove::<ApiError>() {
                             (parts, api)
                         } else if worth_reading(&parts) {
+                            // Boxed here, on the way to an error, so the reader has one type.
+                            let body = InnerBody::new(body.map_err(Into::into));
                             let read = ReadBounded::new(body, this.config.body_limit);
                             this.state.set(State::Reading {
-                                read,
-                                deadline: tokio::time::sleep(this.config.body_timeout),
-                                parts: Some(parts),
+                                reading: Box::pin(Reading {
+                                    read,
+                                    deadline: tokio::time::sleep(this.config.body_timeout),
+                                    parts: Some(parts),
+                                }),
                             });
                             continue;
                         } else {
@@ -169,17 +212,22 @@ where
                             (parts, api)
                         }
                     }
-                    Err(err) => (empty_parts(), map_error(err.into(), this.config)),
+                    Ok(Err(err)) => (empty_parts(), map_error(err.into(), this.config)),
                 },
+                StateProj::Panicked { panic } => {
+                    let panicked = panic.take().expect("polled after completion");
+                    (empty_parts(), ApiError::internal().with_source(panicked))
+                }
                 StateProj::Failed { error } => {
                     let err = error.take().expect("polled after completion");
                     (empty_parts(), map_error(err, this.config))
                 }
-                StateProj::Reading {
-                    mut read,
-                    deadline,
-                    parts,
-                } => {
+                StateProj::Reading { reading } => {
+                    let ReadingProj {
+                        mut read,
+                        deadline,
+                        parts,
+                    } = reading.as_mut().project();
                     // The body is the inner service's code running on this task: a panic in it
                     // must not take the connection down with it.
                     let read = match catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))) {
@@ -204,12 +252,23 @@ where
             };
             let id = this.id.take().expect("polled after completion");
             let how = Rendering {
-                wire: *this.wire,
+                wire: negotiate(this.config, this.accept),
                 type_base: this.config.problem_type_base(),
             };
             return Poll::Ready(Ok(render(parts, api, &id, this.line, how)));
         }
     }
+}
+
+/// The form of an error response: [`Wire::choose`] on the request's headers, with the parse of
+/// its `Accept` done only now.
+fn negotiate(config: &Config, accept: &KeptAccept) -> Wire {
+    // What the mode says without an `Accept`; when the choice depends on one, the kept one.
+    let mut wire = Wire::choose(config.problem_details, &http::HeaderMap::new());
+    if wire.vary {
+        wire.problem = accept.prefers_problem();
+    }
+    wire
 }
 
 fn empty_parts() -> Parts {
@@ -287,13 +346,13 @@ struct Rendering<'a> {
     type_base: &'a str,
 }
 
-fn render(
+fn render<B>(
     mut parts: Parts,
     api: ApiError,
     id: &RequestId,
     line: &RequestLine,
     how: Rendering<'_>,
-) -> Response<EnvelopeBody<InnerBody>> {
+) -> Response<EnvelopeBody<B>> {
     let api = api.with_request_id(id_str(id));
     crate::metrics::envelope_sent(&api);
     log(&api, line);

@@ -4,21 +4,22 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::Entry;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::Full;
-use tower_http::catch_panic::{CatchPanic, ResponseForPanic};
 use tower_service::Service;
 
+use super::accept::KeptAccept;
 use super::future::{RequestLine, ResponseFuture};
 use super::layer::Config;
-use super::problem::Wire;
+use super::problem::ProblemDetails;
+use crate::BoxError;
 use crate::error::EdgeRenders;
-use crate::request_id::{RequestId, X_REQUEST_ID, resolve_request_id};
-use crate::{ApiError, BoxError};
+use crate::request_id::{RequestId, X_REQUEST_ID, new_request_id, resolve_request_id};
 
 /// The service of [`ErrorEnvelopeLayer`](super::ErrorEnvelopeLayer).
 ///
@@ -29,7 +30,7 @@ use crate::{ApiError, BoxError};
 /// share); they hold no per-request state.
 #[derive(Debug)]
 pub struct ErrorEnvelope<S> {
-    inner: CatchPanic<S, PanicToEnvelope>,
+    inner: S,
     // By value, not in an `Arc`: each response future takes a copy, and with no `map_error`
     // that copy touches no reference count shared by the threads serving requests.
     config: Config,
@@ -55,7 +56,7 @@ impl<S> ErrorEnvelope<S> {
 
     pub(crate) fn with_config(inner: S, config: Config) -> Self {
         ErrorEnvelope {
-            inner: CatchPanic::custom(inner, PanicToEnvelope),
+            inner,
             config,
             ready_error: None,
         }
@@ -63,17 +64,17 @@ impl<S> ErrorEnvelope<S> {
 
     /// The inner service.
     pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
+        &self.inner
     }
 
     /// The inner service, mutably.
     pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
+        &mut self.inner
     }
 
     /// The inner service, unwrapped.
     pub fn into_inner(self) -> S {
-        self.inner.into_inner()
+        self.inner
     }
 }
 
@@ -84,7 +85,7 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<super::EnvelopeBody<super::InnerBody>>;
+    type Response = Response<super::EnvelopeBody<ResBody>>;
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
@@ -105,23 +106,50 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let id = resolve_request_id(req.headers().get(&X_REQUEST_ID));
-        if req.headers().get(&X_REQUEST_ID) != Some(id.header_value()) {
-            req.headers_mut()
-                .insert(X_REQUEST_ID.clone(), id.header_value().clone());
-        }
+        // Read before the id is inserted: a lookup in an empty header map is free.
         let line = RequestLine::of(&req);
-        let wire = Wire::choose(self.config.problem_details, req.headers());
+        // Only an error response is negotiated: keep the `Accept`, parse it if one is rendered.
+        let accept = if self.config.problem_details == ProblemDetails::Negotiate {
+            KeptAccept::of(req.headers())
+        } else {
+            KeptAccept::default()
+        };
+        // One lookup of the header both reads the inbound id and, when it is not kept, sets ours.
+        let id = match req.headers_mut().entry(&X_REQUEST_ID) {
+            Entry::Occupied(mut inbound) => {
+                let id = resolve_request_id(Some(inbound.get()));
+                if inbound.get() != id.header_value() {
+                    inbound.insert(id.header_value().clone());
+                }
+                id
+            }
+            Entry::Vacant(slot) => {
+                let id = new_request_id();
+                slot.insert(id.header_value().clone());
+                id
+            }
+        };
         if let Some(err) = self.ready_error.take() {
-            return ResponseFuture::failed(err, id, self.config.clone(), line, wire);
+            return ResponseFuture::failed(err, id, self.config.clone(), line, accept);
         }
         req.extensions_mut().insert(id.clone());
-        let future = {
+        let called = {
             // A service may answer in `call` already: it too leaves errors to this layer.
             let _edge = EdgeRenders::enter();
-            self.inner.call(req)
+            // Panics are caught here and in the future's polls, rather than by tower-http's
+            // catch-panic, which boxes the body of every response, successes included.
+            catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
         };
-        ResponseFuture::new(future, id, self.config.clone(), line, wire)
+        match called {
+            Ok(future) => ResponseFuture::new(future, id, self.config.clone(), line, accept),
+            Err(panic) => ResponseFuture::panicked(
+                Panicked::new("handler", &*panic),
+                id,
+                self.config.clone(),
+                line,
+                accept,
+            ),
+        }
     }
 }
 
@@ -168,25 +196,77 @@ impl fmt::Display for Panicked {
 
 impl StdError for Panicked {}
 
-/// tower-http's catch-panic answers with a 500 that carries an [`ApiError`] for the edge to
-/// render with the request id.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PanicToEnvelope;
-
-impl ResponseForPanic for PanicToEnvelope {
-    type ResponseBody = Full<Bytes>;
-
-    fn response_for_panic(&mut self, err: Box<dyn Any + Send + 'static>) -> Response<Full<Bytes>> {
-        // The body is rendered at the edge, with the request's id; keep this one empty.
-        let api = ApiError::internal().with_source(Panicked::new("handler", &*err));
-        let mut res = Response::new(Full::new(Bytes::new()));
-        *res.status_mut() = api.status();
-        res.extensions_mut().insert(api);
-        res
-    }
-}
-
 /// The request id of a response, as the envelope layer set it.
 pub(crate) fn id_str(id: &RequestId) -> &str {
     id.header_value().to_str().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use tower::ServiceExt;
+    use tower_service::Service;
+
+    use super::ErrorEnvelope;
+    use crate::envelope::EnvelopeBody;
+
+    /// A service that panics in `call` itself, before it makes a future.
+    #[derive(Clone)]
+    struct PanicsInCall;
+
+    impl Service<Request<Full<Bytes>>> for PanicsInCall {
+        type Response = Response<Full<Bytes>>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
+            panic!("broken before answering")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_inner_call_is_a_500_envelope_with_the_request_id() {
+        let res = ErrorEnvelope::new(PanicsInCall)
+            .oneshot(Request::new(Full::new(Bytes::new())))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(res.body().is_envelope());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "INTERNAL_ERROR");
+        assert_eq!(json["error"]["request_id"], id.as_str());
+        assert!(
+            !String::from_utf8_lossy(&body).contains("broken before answering"),
+            "the panic message is logged, never sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_success_carries_the_inner_body_itself() {
+        let ok = tower::service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+        });
+        let res = ErrorEnvelope::new(ok)
+            .oneshot(Request::new(Full::new(Bytes::new())))
+            .await
+            .unwrap();
+        // The inner body's own type, not a box of it: its exact size is still known.
+        let res: Response<EnvelopeBody<Full<Bytes>>> = res;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(!res.body().is_envelope());
+        assert_eq!(http_body::Body::size_hint(res.body()).exact(), Some(5));
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+    }
 }
