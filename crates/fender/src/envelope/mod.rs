@@ -41,7 +41,8 @@
 //!    load shedding → 503 `SERVICE_UNAVAILABLE` with `Retry-After`; anything unknown → 500
 //!    `INTERNAL_ERROR` with a generic message. Your own error types plug in with
 //!    [`ErrorEnvelopeLayer::map_error`].
-//! 6. **Panics** in a handler become a 500 envelope, through tower-http's catch-panic.
+//! 6. **Panics** in a handler (in its `call` or while its future runs) become a 500 envelope
+//!    with the request id; the layer catches them itself, so a success's body is never boxed.
 //! 7. **Logging**: every error response is logged through `tracing` with its request id, status
 //!    and code: 5xx (and statuses past 599) at `ERROR` with the source chain, 4xx at `DEBUG`.
 //!    Internal detail goes to the log and never to the client.
@@ -199,7 +200,8 @@ pub use layer::ErrorEnvelopeLayer;
 pub use problem::{DEFAULT_TYPE_BASE, PROBLEM_JSON, Problem, ProblemDetails};
 pub use service::ErrorEnvelope;
 
-/// The inner body of an [`ErrorEnvelope`] response: tower-http's catch-panic boxes it.
+/// The type of an inner error body while the layer reads it (a boxed body); successes keep
+/// their own body type.
 pub type InnerBody = tower_http::body::UnsyncBoxBody<bytes::Bytes, crate::BoxError>;
 
 /// Headers that describe a body; an envelope replaces the body, so they go.
