@@ -814,6 +814,22 @@ fn report(
         }
     }
 
+    // Why the fender client failed requests without sending them, phase by phase.
+    let mut local: BTreeMap<(usize, String), usize> = BTreeMap::new();
+    for o in fender {
+        if let Some(err) = o.error.as_ref().filter(|e| e.origin() == Origin::Local) {
+            *local
+                .entry((o.phase, err.message().to_owned()))
+                .or_default() += 1;
+        }
+    }
+    if !local.is_empty() {
+        println!("\nfast-fails of the fender client, by phase and reason:");
+        for ((phase, message), count) in &local {
+            println!("  [{}] {count} x \"{message}\"", phases[*phase].name);
+        }
+    }
+
     println!("\nsample errors as the application sees them (fender client):");
     let mut seen = Vec::new();
     for o in fender {

@@ -1,4 +1,4 @@
-//! The overhead of the retry layer and the breaker in the shape, against the peers:
+//! The overhead of the retry layer and the breaker in the minimal shape, against the peers:
 //! a `GET /` with no headers and a 4-byte static body; an inner `service_fn` that answers 200
 //! at once without reading the body; one long-lived handle driven with `ready().await` then
 //! `call().await`; a current-thread runtime per thread.

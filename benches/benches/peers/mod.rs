@@ -1,4 +1,4 @@
-//! The shape of the overhead table and the peers fender is measured against, shared by
+//! The shape of the minimal overhead shape and the peers fender is measured against, shared by
 //! the `overhead` and `allocations` benchmarks.
 //!
 //! The shape: a `GET /` with no headers and a 4-byte static `Full<Bytes>` body; an inner
