@@ -56,9 +56,12 @@
 //! The demo (`cargo run --example demo`) shows the same against a real server over TCP, with
 //! the contract's times scaled by 1/15: with a truthful rate limiter the stack sends nothing
 //! while a `Retry-After` runs (a bare client sent 169 requests into running waits and was
-//! blocked for the whole phase) and succeeds 96–98% against the bare client's 15%; in a flaky
-//! phase (30% 503, 10% resets) 87–93% against 59–63%; in the outage it sends 0.03x of the bare
+//! blocked for the whole phase) and succeeds 95–98% against the bare client's 15%; in a flaky
+//! phase (30% 503, 10% resets) 87–93% against 58–63%; in the outage it sends 0.03x of the bare
 //! client's load; in recovery it loses less than the rest of the open period plus the ramp.
+//! Not yet handled: in 2 of 17 runs the breaker opened on five consecutive failures within a
+//! second of the flaky phase's start, before the trip rule had seen the new failure rate, and
+//! the half-open probes, which reopen it on any failure, kept the host cut off for the phase.
 //!
 //! # Example
 //!
