@@ -25,10 +25,10 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::Barrier;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
+
+mod peers;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -36,9 +36,8 @@ use fender::circuit_breaker::CircuitBreakerLayer;
 use fender_benches::{handler, request, runtime};
 use http::{Request, Response};
 use http_body_util::Full;
-use pin_project_lite::pin_project;
+use peers::{with_failsafe, with_recloser, with_tower_resilience_breaker};
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_resilience::circuitbreaker::CircuitBreakerLayer as TrCircuitBreakerLayer;
 
 type Res = Response<Full<Bytes>>;
 
@@ -64,104 +63,6 @@ fn bare() -> impl Service<
     service_fn(handler::<Full<Bytes>>)
 }
 
-pin_project! {
-    /// Turns a 5xx response into `Err`, for breakers that only count errors.
-    struct StatusAsError<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-/// A failed outcome as failsafe and recloser see it: a 5xx response or an error.
-#[derive(Debug)]
-#[allow(dead_code)] // read through `Debug` only
-enum Failed<B, E> {
-    Status(Response<B>),
-    Error(E),
-}
-
-impl<F, B, E> Future for StatusAsError<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, Failed<B, E>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(match ready!(self.project().inner.poll(cx)) {
-            Ok(res) if res.status().is_server_error() => Err(Failed::Status(res)),
-            Ok(res) => Ok(res),
-            Err(e) => Err(Failed::Error(e)),
-        })
-    }
-}
-
-/// A tower service behind failsafe's breaker.
-struct Failsafe<S, P> {
-    inner: S,
-    breaker: failsafe::StateMachine<P, ()>,
-}
-
-impl<S: Clone, P> Clone for Failsafe<S, P> {
-    fn clone(&self) -> Self {
-        Failsafe {
-            inner: self.inner.clone(),
-            breaker: self.breaker.clone(),
-        }
-    }
-}
-
-impl<S, P, Req, B> Service<Req> for Failsafe<S, P>
-where
-    S: Service<Req, Response = Response<B>>,
-    P: failsafe::FailurePolicy + Send + Sync,
-{
-    type Response = Response<B>;
-    type Error = failsafe::Error<Failed<B, S::Error>>;
-    type Future = failsafe::futures::ResponseFuture<StatusAsError<S::Future>, P, (), failsafe::Any>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| failsafe::Error::Inner(Failed::Error(e)))
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        use failsafe::futures::CircuitBreaker;
-        self.breaker.call(StatusAsError {
-            inner: self.inner.call(req),
-        })
-    }
-}
-
-/// A tower service behind recloser's breaker.
-#[derive(Clone)]
-struct Recloser<S> {
-    inner: S,
-    breaker: recloser::AsyncRecloser,
-}
-
-impl<S, Req, B> Service<Req> for Recloser<S>
-where
-    S: Service<Req, Response = Response<B>>,
-{
-    type Response = Response<B>;
-    type Error = recloser::Error<Failed<B, S::Error>>;
-    type Future = recloser::RecloserFuture<StatusAsError<S::Future>, recloser::AnyError>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| recloser::Error::Inner(Failed::Error(e)))
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        self.breaker.call(StatusAsError {
-            inner: self.inner.call(req),
-        })
-    }
-}
-
-/// `iters` calls through `svc`, timed.
 async fn calls<S, Req, B>(mut svc: S, iters: u64, make: fn() -> Req) -> Duration
 where
     S: Service<Req, Response = Response<B>>,
@@ -219,54 +120,6 @@ where
     CircuitBreakerLayer::new().layer(inner)
 }
 
-fn with_tower_resilience<S, Req, B>(
-    inner: S,
-) -> impl Service<Req, Response = Response<B>, Error: Debug> + Clone + Send
-where
-    S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    Req: Send + 'static,
-    B: Send + 'static,
-{
-    TrCircuitBreakerLayer::builder()
-        .consecutive_failures(5)
-        .wait_duration_in_open(Duration::from_secs(30))
-        .classify_response(|res: &Response<B>| res.status().is_server_error())
-        .build()
-        .expect("a valid breaker")
-        .layer(inner)
-}
-
-fn with_failsafe<S, Req, B>(
-    inner: S,
-) -> impl Service<Req, Response = Response<B>, Error: Debug> + Clone + Send
-where
-    S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send,
-    B: Debug,
-{
-    let policy = failsafe::failure_policy::consecutive_failures(
-        5,
-        failsafe::backoff::constant(Duration::from_secs(30)),
-    );
-    Failsafe {
-        inner,
-        breaker: failsafe::Config::new().failure_policy(policy).build(),
-    }
-}
-
-fn with_recloser<S, Req, B>(
-    inner: S,
-) -> impl Service<Req, Response = Response<B>, Error: Debug> + Clone + Send
-where
-    S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send,
-    B: Debug,
-{
-    Recloser {
-        inner,
-        breaker: recloser::AsyncRecloser::from(recloser::Recloser::default()),
-    }
-}
-
 fn closed_path(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("circuit_breaker/closed");
@@ -276,7 +129,7 @@ fn closed_path(c: &mut Criterion) {
             benches!(@each $prefix, $request,
                 "bare" => $bare,
                 "fender" => with_fender($bare),
-                "tower-resilience" => with_tower_resilience($bare),
+                "tower-resilience" => with_tower_resilience_breaker($bare),
                 "failsafe" => with_failsafe($bare),
                 "recloser" => with_recloser($bare),
             );

@@ -17,8 +17,8 @@
 //! a real call.
 
 use std::hint::black_box;
-use std::sync::Arc;
-use std::time::Duration;
+
+mod peers;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -31,78 +31,8 @@ use hyper::body::Body;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
-use tower::retry::budget::{Budget, TpsBudget};
-use tower::util::rng::HasherRng;
+use peers::{Attempts, tower_resilience_retry};
 use tower::{Layer, Service, ServiceExt};
-use tower_resilience::retry::{RetryBudgetBuilder, RetryLayer as TrRetryLayer};
-
-/// A `tower::retry` policy close to the contract: 3 attempts on 5xx, the standard exponential
-/// backoff, a retry budget.
-#[derive(Clone)]
-struct Attempts {
-    left: usize,
-    backoff: ExponentialBackoff,
-    budget: Arc<TpsBudget>,
-}
-
-impl Attempts {
-    fn new() -> Self {
-        let mut maker = ExponentialBackoffMaker::new(
-            Duration::from_secs(1),
-            Duration::from_secs(30),
-            1.0,
-            HasherRng::default(),
-        )
-        .expect("a valid backoff");
-        Attempts {
-            left: 2,
-            backoff: maker.make_backoff(),
-            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-        }
-    }
-}
-
-impl<B: Clone, RB, E> tower::retry::Policy<Request<B>, Response<RB>, E> for Attempts {
-    type Future = tokio::time::Sleep;
-
-    fn retry(
-        &mut self,
-        _req: &mut Request<B>,
-        result: &mut Result<Response<RB>, E>,
-    ) -> Option<Self::Future> {
-        match result {
-            Ok(res) if !res.status().is_server_error() => {
-                self.budget.deposit();
-                None
-            }
-            _ if self.left > 0 && self.budget.withdraw() => {
-                self.left -= 1;
-                Some(self.backoff.next_backoff())
-            }
-            _ => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
-        Some(req.clone())
-    }
-}
-
-fn tower_resilience_retry<Res, E>() -> TrRetryLayer<Request<Full<Bytes>>, Response<Res>, E> {
-    let budget = RetryBudgetBuilder::new()
-        .token_bucket()
-        .tokens_per_second(10.0)
-        .max_tokens(100)
-        .build()
-        .expect("a valid budget");
-    TrRetryLayer::builder()
-        .max_attempts(3)
-        .exponential_backoff(Duration::from_secs(1))
-        .retry_on_response(|res: &Response<Res>| res.status().is_server_error())
-        .budget(budget)
-        .build()
-}
 
 /// One request through a clone of `svc`, as a caller holding a shared client does.
 async fn send<S, B>(svc: &S, body: &Bytes)
