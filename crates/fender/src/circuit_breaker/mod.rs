@@ -29,13 +29,10 @@
 //! - **Open**: for 30 s every call fails fast with [`CircuitOpen`], which says how long until
 //!   the next probe; the inner service is neither polled nor called.
 //! - **HalfOpen**: the first call after the open duration is a probe; at most 3 probes are in
-//!   flight at a time and the rest fail fast. A probe whose future is dropped frees its slot. A
-//!   probe that fails before any probe of its round has succeeded re-opens the circuit
-//!   (optionally for longer each time:
-//!   [`max_open_duration`](CircuitBreakerLayer::max_open_duration)); after a success, a failed
-//!   probe only frees its slot, so a host that still serves most requests is not cut off for
-//!   one failure (at 40% failures, three successes in a row come one round in five). 3
-//!   successful probes close it.
+//!   flight at a time and the rest fail fast. A probe whose future is dropped frees its slot. One
+//!   failed probe re-opens the circuit (optionally for longer each time:
+//!   [`max_open_duration`](CircuitBreakerLayer::max_open_duration)); 3 successful probes close
+//!   it.
 //! - **Recovering**: closed, but the admitted share of calls grows linearly from 10% to 100%
 //!   over 10 s; the others fail fast with [`CircuitOpen`] of reason [`Reason::Ramp`]. Failures
 //!   count as when closed. [`no_ramp`](CircuitBreakerLayer::no_ramp) turns it off.

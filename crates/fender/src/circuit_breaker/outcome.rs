@@ -138,23 +138,6 @@ impl Machine {
             return None;
         }
         if failure {
-            // A failure after a success of the same round is the noise of a host that serves:
-            // the probe only gives its slot back. Reopening on it would cut off an upstream
-            // that still answers most requests (at 40% failures, three successes in a row
-            // come one round in five). A failure before any success reopens the circuit.
-            let mut current = self.probes.load(Acquire);
-            while let Fields::Current(in_flight, successes @ 1..) =
-                RoundWord::from_bits(current).fields(epoch)
-            {
-                let next = RoundWord::new(epoch, in_flight.saturating_sub(1), successes);
-                match self
-                    .probes
-                    .compare_exchange_weak(current, next.bits(), AcqRel, Acquire)
-                {
-                    Ok(_) => return None,
-                    Err(actual) => current = actual,
-                }
-            }
             while w.kind() == Kind::HalfOpen && w.epoch() == epoch {
                 match self.open_from(w) {
                     Ok(transition) => return Some(transition),

@@ -64,30 +64,15 @@ async fn a_dropped_probe_frees_its_slot() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn three_successful_probes_close_it_and_a_failure_before_any_success_reopens_it() {
+async fn three_successful_probes_close_it_and_one_failure_reopens_it() {
     let layer = CircuitBreakerLayer::new().no_ramp();
     let handle = layer.handle();
     let svc = layer.layer(Echo::default());
     trip(&svc).await;
     advance(Duration::from_secs(30)).await;
-    send(&svc, down()).await.unwrap();
-    assert_eq!(handle.state(), State::Open);
-    let err = send(&svc, ok()).await.unwrap_err();
-    assert_eq!(open_of(&err).retry_after(), Duration::from_secs(30));
-
-    // After a success of the round, a failure only frees its slot: a host that serves most
-    // requests is not cut off for one failure.
-    advance(Duration::from_secs(30)).await;
     send(&svc, ok()).await.unwrap();
     send(&svc, Reply::Status(404)).await.unwrap();
     assert_eq!(handle.state(), State::HalfOpen);
-    send(&svc, down()).await.unwrap();
-    assert_eq!(handle.state(), State::HalfOpen);
-    send(&svc, ok()).await.unwrap();
-    assert_eq!(handle.state(), State::Closed);
-
-    trip(&svc).await;
-    advance(Duration::from_secs(30)).await;
     send(&svc, down()).await.unwrap();
     assert_eq!(handle.state(), State::Open);
     let err = send(&svc, ok()).await.unwrap_err();

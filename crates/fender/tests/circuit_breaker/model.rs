@@ -83,8 +83,6 @@ impl Reference {
                 }
             }
             Model::Closed { .. } => *m = Model::Closed { failures: 0 },
-            // A failure after a success of the round only frees its slot.
-            Model::HalfOpen { successes } if failure && successes > 0 => {}
             Model::HalfOpen { .. } if failure => {
                 *m = Model::Open {
                     until: self.now + OPEN_MS,
@@ -333,13 +331,7 @@ mod overlapping {
                     in_flight,
                     successes,
                 } if t.probe => {
-                    if failure && successes > 0 {
-                        // After a success of the round, a failure only frees its slot.
-                        self.state = Model::HalfOpen {
-                            in_flight: in_flight - 1,
-                            successes,
-                        };
-                    } else if failure {
+                    if failure {
                         self.to(open);
                     } else if successes + 1 >= CLOSE_AFTER {
                         self.to(Model::Closed { failures: 0 });
