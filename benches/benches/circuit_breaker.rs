@@ -24,9 +24,6 @@
 use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
-use std::hint::black_box;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
 
 mod peers;
 
@@ -36,8 +33,8 @@ use fender::circuit_breaker::CircuitBreakerLayer;
 use fender_benches::{handler, request, runtime};
 use http::{Request, Response};
 use http_body_util::Full;
-use peers::{with_failsafe, with_recloser, with_tower_resilience_breaker};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use peers::{calls, run_two, with_failsafe, with_recloser, with_tower_resilience_breaker};
+use tower::{Layer, Service, service_fn};
 
 type Res = Response<Full<Bytes>>;
 
@@ -61,46 +58,6 @@ fn bare() -> impl Service<
 + Send
 + 'static {
     service_fn(handler::<Full<Bytes>>)
-}
-
-async fn calls<S, Req, B>(mut svc: S, iters: u64, make: fn() -> Req) -> Duration
-where
-    S: Service<Req, Response = Response<B>>,
-    S::Error: Debug,
-{
-    let start = Instant::now();
-    for _ in 0..iters {
-        let res = svc.ready().await.unwrap().call(make()).await;
-        black_box(res.unwrap());
-    }
-    start.elapsed()
-}
-
-/// `iters` calls on each of two threads at once, each on a current-thread runtime of its own,
-/// through clones of `svc`; the slower thread's time.
-fn run_two<S, Req, B>(svc: S, iters: u64, make: fn() -> Req) -> Duration
-where
-    S: Service<Req, Response = Response<B>> + Clone + Send,
-    S::Error: Debug,
-{
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let (svc, barrier) = (svc.clone(), &barrier);
-                scope.spawn(move || {
-                    let rt = runtime();
-                    barrier.wait();
-                    rt.block_on(calls(svc, iters, make))
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .max()
-            .unwrap()
-    })
 }
 
 fn unit_request() -> Request<()> {

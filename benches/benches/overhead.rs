@@ -20,66 +20,19 @@
 
 mod peers;
 
-use std::fmt::Debug;
-use std::hint::black_box;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use fender::ClientLayer;
 use fender::circuit_breaker::CircuitBreakerLayer;
 use fender::retry::RetryLayer;
 use fender_benches::runtime;
-use http::{Request, Response};
+use http::Request;
 use http_body_util::Full;
 use peers::{
-    answer, ping, ping_with, tower_resilience_retry, tower_retry, with_failsafe, with_recloser,
-    with_tower_resilience_breaker,
+    answer, calls, ping, ping_with, run_two, tower_resilience_retry, tower_retry, with_failsafe,
+    with_recloser, with_tower_resilience_breaker,
 };
-use tower::{Layer, Service, ServiceExt};
-
-/// `iters` calls through one long-lived handle, timed.
-async fn calls<S, B, F>(mut svc: S, iters: u64, make: F) -> Duration
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: Debug,
-    F: Fn() -> Request<Full<Bytes>>,
-{
-    let start = Instant::now();
-    for _ in 0..iters {
-        let res = svc.ready().await.unwrap().call(make()).await;
-        black_box(res.unwrap());
-    }
-    start.elapsed()
-}
-
-/// `iters` calls on each of two threads at once through clones of `svc`; the slower thread's
-/// time.
-fn run_two<S, B>(svc: S, iters: u64, make: fn() -> Request<Full<Bytes>>) -> Duration
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send,
-    S::Error: Debug,
-{
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let (svc, barrier) = (svc.clone(), &barrier);
-                scope.spawn(move || {
-                    let rt = runtime();
-                    barrier.wait();
-                    rt.block_on(calls(svc, iters, make))
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .max()
-            .unwrap()
-    })
-}
+use tower::Layer;
 
 macro_rules! contenders {
     ($group:ident, $rt:ident, $($name:literal => $make:expr),* $(,)?) => {

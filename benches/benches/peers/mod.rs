@@ -279,3 +279,47 @@ where
         breaker: recloser::AsyncRecloser::from(recloser::Recloser::default()),
     }
 }
+
+/// `iters` calls through one long-lived handle, driven with `ready().await` then
+/// `call().await`, timed.
+pub(crate) async fn calls<S, Req, B, F>(mut svc: S, iters: u64, make: F) -> std::time::Duration
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: Debug,
+    F: Fn() -> Req,
+{
+    use tower::ServiceExt;
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        let res = svc.ready().await.unwrap().call(make()).await;
+        std::hint::black_box(res.unwrap());
+    }
+    start.elapsed()
+}
+
+/// `iters` calls on each of two threads at once, each on a current-thread runtime of its own,
+/// through clones of `svc`; the slower thread's time.
+pub(crate) fn run_two<S, Req, B>(svc: S, iters: u64, make: fn() -> Req) -> std::time::Duration
+where
+    S: Service<Req, Response = Response<B>> + Clone + Send,
+    S::Error: Debug,
+{
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (svc, barrier) = (svc.clone(), &barrier);
+                scope.spawn(move || {
+                    let rt = fender_benches::runtime();
+                    barrier.wait();
+                    rt.block_on(calls(svc, iters, make))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .max()
+            .unwrap()
+    })
+}
