@@ -114,13 +114,7 @@ impl<F> ResponseFuture<F> {
         line: RequestLine,
         accept: KeptAccept,
     ) -> Self {
-        ResponseFuture {
-            state: State::Calling { future },
-            id: Some(id),
-            config,
-            line,
-            accept,
-        }
+        Self::in_state(State::Calling { future }, id, config, line, accept)
     }
 
     pub(crate) fn failed(
@@ -130,13 +124,8 @@ impl<F> ResponseFuture<F> {
         line: RequestLine,
         accept: KeptAccept,
     ) -> Self {
-        ResponseFuture {
-            state: State::Failed { error: Some(error) },
-            id: Some(id),
-            config,
-            line,
-            accept,
-        }
+        let state = State::Failed { error: Some(error) };
+        Self::in_state(state, id, config, line, accept)
     }
 
     pub(crate) fn panicked(
@@ -146,10 +135,21 @@ impl<F> ResponseFuture<F> {
         line: RequestLine,
         accept: KeptAccept,
     ) -> Self {
+        let state = State::Panicked {
+            panic: Some(panicked),
+        };
+        Self::in_state(state, id, config, line, accept)
+    }
+
+    fn in_state(
+        state: State<F>,
+        id: RequestId,
+        config: Config,
+        line: RequestLine,
+        accept: KeptAccept,
+    ) -> Self {
         ResponseFuture {
-            state: State::Panicked {
-                panic: Some(panicked),
-            },
+            state,
             id: Some(id),
             config,
             line,
