@@ -209,6 +209,7 @@ mod settings {
             max_open_duration = "5m"
             half_open_probes = 2
             close_after = 4
+            reopen_after = 2
             ramp = "20s"
             ramp_start_share = 0.25
             seed = 42
@@ -223,6 +224,7 @@ mod settings {
             .max_open_duration(secs(300))
             .half_open_probes(2)
             .close_after(4)
+            .reopen_after(2)
             .ramp(secs(20))
             .ramp_start_share(0.25)
             .seed(42)
@@ -652,6 +654,11 @@ mod rejected {
             (
                 "[breaker]\nclose_after = 65536",
                 "breaker.close_after",
+                "must be 1 to 65535",
+            ),
+            (
+                "[breaker]\nreopen_after = 0",
+                "breaker.reopen_after",
                 "must be 1 to 65535",
             ),
             (

@@ -151,6 +151,15 @@ impl Permit {
             .machine
             .record(self.local.group, self.ticket, failure || slow);
     }
+
+    /// Records the failure of a retry on a closed circuit: counted in the failure rate the
+    /// trip rule reads, but no new evidence (its request's first failure was).
+    pub(crate) fn record_repeat_failure(mut self) {
+        self.recorded = true;
+        self.local
+            .machine
+            .record_repeat_failure(self.local.group, self.ticket);
+    }
 }
 
 impl Drop for Permit {

@@ -123,7 +123,19 @@ impl RecentRate {
         })
     }
 
-    /// Forgets every snapshot (when the circuit opens or is reset).
+    /// Replaces the history with one snapshot: `calls` and `failures` as the totals at `ms`,
+    /// which must lie within the last ~10 s. A close uses it to start from the rate the tripping
+    /// run saw before it began.
+    pub(crate) fn restore(&self, ms: u64, calls: u64, failures: u64) {
+        let slot = &self.slots[((ms / TICK_MS) % SLOTS as u64) as usize];
+        slot.stamp.store(BUSY, Relaxed);
+        fence(Release);
+        slot.calls.store(calls, Relaxed);
+        slot.failures.store(failures, Relaxed);
+        slot.stamp.store((ms << 2) | VALID, Release);
+    }
+
+    /// Forgets every snapshot (when the circuit opens, closes or is reset).
     pub(crate) fn clear(&self) {
         for slot in &self.slots {
             slot.stamp.store(0, Release);

@@ -164,7 +164,7 @@ impl<C, M> CircuitBreakerLayer<C, M> {
         self.update(|c| c.probes = n)
     }
 
-    /// How many successful probes close the circuit (default 3).
+    /// How many successful probes of one half-open round close the circuit (default 3).
     ///
     /// # Panics
     ///
@@ -175,6 +175,29 @@ impl<C, M> CircuitBreakerLayer<C, M> {
             "CircuitBreakerLayer::close_after: must be 1 to {MAX_COUNT}, got {n}"
         );
         self.update(|c| c.close_after = n)
+    }
+
+    /// How many failed probes in a row re-open a half-open circuit (default: as many as
+    /// [`close_after`](Self::close_after), 3).
+    ///
+    /// A half-open round ends as soon as it is decided: on its `close_after`-th successful
+    /// probe the circuit closes, on `reopen_after` failed probes in a row (a success ends the
+    /// run) it opens again, as the closed circuit opens on consecutive failures. An upstream
+    /// that is down fails its first 3 probes, the ones in flight together, so it costs the same
+    /// 3 calls as "one failed probe re-opens"; one that still serves 60% of its calls is let
+    /// back 4 times in 5 instead of 1 in 5, and then shed in proportion by the client's
+    /// adaptive throttling instead of being cut off. `reopen_after(1)` restores the classic
+    /// rule: one failed probe re-opens the circuit.
+    ///
+    /// # Panics
+    ///
+    /// When `n` is 0 or more than 65,535.
+    pub fn reopen_after(self, n: u32) -> Self {
+        assert!(
+            (1..=MAX_COUNT).contains(&n),
+            "CircuitBreakerLayer::reopen_after: must be 1 to {MAX_COUNT}, got {n}"
+        );
+        self.update(|c| c.reopen_after = Some(n))
     }
 
     /// How long the admitted share takes to grow from the start share to 100% after the

@@ -132,6 +132,46 @@ fn loom_concurrent_probe_outcomes_make_exactly_one_transition() {
 }
 
 #[test]
+fn loom_concurrent_failed_probes_reopen_it_once() {
+    model("loom_concurrent_failed_probes_reopen_it_once", || {
+        // Two failed probes re-open a round that two successes would close.
+        let b = breaker(2, 2, 1);
+        open_and_wait(&b);
+        let first = b.acquire().expect("first probe");
+        let second = b.acquire().expect("second probe");
+        let before = b.machine().counters().transitions;
+        let t = thread::spawn(move || first.record(true));
+        second.record(true);
+        t.join().unwrap();
+        assert_eq!(b.machine().state(), State::Open);
+        assert_eq!(b.machine().counters().transitions, before + 1);
+    });
+}
+
+#[test]
+fn loom_a_failed_probe_that_decides_nothing_frees_its_slot() {
+    model(
+        "loom_a_failed_probe_that_decides_nothing_frees_its_slot",
+        || {
+            let b = breaker(2, 2, 1);
+            open_and_wait(&b);
+            let good = b.acquire().expect("first probe");
+            let bad = b.acquire().expect("second probe");
+            let t = thread::spawn(move || good.record(false));
+            bad.record(true);
+            t.join().unwrap();
+            // One success and one failure of two each: the round goes on, both slots free.
+            assert_eq!(b.machine().state(), State::HalfOpen);
+            let next = b.acquire().expect("a freed slot");
+            let other = b.acquire().expect("the other freed slot");
+            next.record(false);
+            assert_eq!(b.machine().state(), State::Closed);
+            drop(other);
+        },
+    );
+}
+
+#[test]
 fn loom_concurrent_failures_trip_a_closed_circuit_once() {
     model(
         "loom_concurrent_failures_trip_a_closed_circuit_once",

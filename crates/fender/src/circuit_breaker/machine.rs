@@ -68,9 +68,15 @@ pub(crate) struct Machine {
     pub(super) hot: CacheAligned<Hot>,
     /// The probes of the current half-open round: `[tag][in flight][successes]`.
     pub(super) probes: AtomicU64,
+    /// The failed probes of the current half-open round: `[tag][all of them][in a row]`.
+    pub(super) probe_failures: AtomicU64,
     mark: AtomicU64,
     /// Failed half-open rounds in a row, for the growing open duration.
     retrips: AtomicU32,
+    /// What the current run of failures saw before it began (calls, failures, span in ms; all
+    /// zero for none) and the outcome totals then (calls, failures), kept so that a close can
+    /// restore the history (see [`restore_history`](Self::restore_history)).
+    pub(super) run_seen: [AtomicU64; 5],
     ramp: RampSequence,
     rng: AtomicU64,
     transitions: AtomicU64,
@@ -107,8 +113,10 @@ impl Machine {
                 run: AtomicU64::new(RoundWord::new(0, 0, 0).bits()),
             }),
             probes: AtomicU64::new(RoundWord::new(0, 0, 0).bits()),
+            probe_failures: AtomicU64::new(RoundWord::new(0, 0, 0).bits()),
             mark: AtomicU64::new(0),
             retrips: AtomicU32::new(0),
+            run_seen: std::array::from_fn(|_| AtomicU64::new(0)),
             ramp: RampSequence::new(),
             rng: AtomicU64::new(seed),
             transitions: AtomicU64::new(0),
@@ -404,9 +412,16 @@ impl Machine {
             Kind::Closed
         };
         let closed = w.next(kind);
+        let now_ms = self.ms(sync::now());
+        // The closed circuit starts from the failure rate the tripping run saw before it began,
+        // as if the open period had not happened: a host that kept failing a share of its calls
+        // is not cut off again by the first run that share makes likely, and the run that
+        // tripped (evidence of an outage, not of noise) and the probes are left out. Nobody
+        // notes outcomes of the new round before the swap, so this cannot lose one.
+        self.restore_history(w.epoch(), now_ms);
         self.swap(w, closed)?;
         if kind == Kind::Recovering {
-            self.set_mark(closed.epoch(), self.ms(sync::now()));
+            self.set_mark(closed.epoch(), now_ms);
         }
         self.retrips.store(0, Relaxed);
         if let Some(window) = &self.window {
@@ -416,6 +431,37 @@ impl Machine {
             from: State::HalfOpen,
             to: kind.state(),
         })
+    }
+
+    /// The failure-rate history a closed circuit starts from, as of `now_ms`, after the round
+    /// of half-open round `epoch`, as if the open period had not happened. A round whose probes
+    /// all succeeded closes on a recovered host: the history is the rate the tripping run saw
+    /// before it began (the run was an outage, not noise). A round that saw a failed probe
+    /// closes on a host that still fails some calls: the run and the probes are part of its
+    /// rate too, so its first chance run does not cut it off again.
+    fn restore_history(&self, epoch: u64, now_ms: u64) {
+        let [pre_calls, pre_failures, pre_span, run_calls, run_failures] =
+            self.run_seen.each_ref().map(|a| a.load(Relaxed));
+        let mixed = RoundWord::from_bits(self.probe_failures.load(Acquire))
+            .counts(epoch)
+            .is_some_and(|(all, _)| all > 0);
+        self.recent.clear();
+        let ms = now_ms.saturating_sub(pre_span);
+        if mixed {
+            // Everything since the snapshot the run was judged from (or since the run began).
+            self.recent.restore(
+                ms,
+                run_calls.saturating_sub(pre_calls),
+                run_failures.saturating_sub(pre_failures),
+            );
+        } else if pre_calls > 0 {
+            let totals = self.counters.totals();
+            self.recent.restore(
+                ms,
+                totals.calls().saturating_sub(pre_calls),
+                totals.failures.saturating_sub(pre_failures),
+            );
+        }
     }
 
     /// The open duration after `retrips` failed half-open rounds: the configured duration on

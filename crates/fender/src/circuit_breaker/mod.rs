@@ -29,10 +29,13 @@
 //! - **Open**: for 30 s every call fails fast with [`CircuitOpen`], which says how long until
 //!   the next probe; the inner service is neither polled nor called.
 //! - **HalfOpen**: the first call after the open duration is a probe; at most 3 probes are in
-//!   flight at a time and the rest fail fast. A probe whose future is dropped frees its slot. One
-//!   failed probe re-opens the circuit (optionally for longer each time:
-//!   [`max_open_duration`](CircuitBreakerLayer::max_open_duration)); 3 successful probes close
-//!   it.
+//!   flight at a time and the rest fail fast. A probe whose future is dropped frees its slot. The
+//!   round ends as soon as it is decided: 3 successful probes close the circuit, 3 failed
+//!   probes in a row re-open it (optionally for longer each time:
+//!   [`max_open_duration`](CircuitBreakerLayer::max_open_duration)). An upstream that is down
+//!   fails the 3 probes in flight together, the same load as "one failure re-opens"; one that
+//!   still serves 60% of its calls is let back four times in five instead of one in five.
+//!   [`reopen_after(1)`](CircuitBreakerLayer::reopen_after) restores the classic rule.
 //! - **Recovering**: closed, but the admitted share of calls grows linearly from 10% to 100%
 //!   over 10 s; the others fail fast with [`CircuitOpen`] of reason [`Reason::Ramp`]. Failures
 //!   count as when closed. [`no_ramp`](CircuitBreakerLayer::no_ramp) turns it off.

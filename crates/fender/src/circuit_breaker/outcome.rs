@@ -13,7 +13,7 @@ use super::policy::Trip;
 use super::state_word::{Fields, Kind, RoundWord, StateWord};
 use super::sync::{
     self,
-    Ordering::{AcqRel, Acquire},
+    Ordering::{AcqRel, Acquire, Relaxed},
 };
 
 impl Machine {
@@ -31,6 +31,22 @@ impl Machine {
         };
         if let Some(transition) = transition {
             self.report(transition);
+        }
+    }
+
+    /// A retry's failure on a closed circuit (see `Permit::record_repeat_failure`): it counts
+    /// in the outcome totals, and so in the failure rate, but not in the run. Anything else
+    /// (the circuit moved on since the call was admitted) is recorded as usual.
+    pub(crate) fn record_repeat_failure(&self, group: usize, ticket: Ticket) {
+        match ticket {
+            Ticket::Closed { epoch, .. } if self.load().epoch() == epoch => {
+                self.counters.outcome(group, true);
+                if self.config.chance_runs && matches!(self.config.trip, Trip::Consecutive(_)) {
+                    self.recent
+                        .note(self.ms(sync::now()), self.counters.totals());
+                }
+            }
+            _ => self.record(group, ticket, true),
         }
     }
 
@@ -93,7 +109,8 @@ impl Machine {
         (run >= required).then(|| self.trip(w))?
     }
 
-    /// The run that opens the circuit, for a run starting now (see `chance.rs`).
+    /// The run that opens the circuit, for a run starting now (see `chance.rs`). What the run
+    /// saw before it began is kept in `run_seen`, for a close to restore.
     fn required_run(&self, min: u64, now_ms: u64) -> u64 {
         if !self.config.chance_runs {
             return min;
@@ -101,7 +118,13 @@ impl Machine {
         // What was seen before the run: the failure that starts it is not part of it.
         let mut totals = self.counters.totals();
         totals.failures = totals.failures.saturating_sub(1);
-        chance::required_run(min, self.recent.seen(now_ms, totals))
+        let seen = self.recent.seen(now_ms, totals);
+        let [calls, failures, span] = seen.map_or([0; 3], |s| [s.calls, s.failures, s.span_ms]);
+        let kept = [calls, failures, span, totals.calls(), totals.failures];
+        for (slot, value) in self.run_seen.iter().zip(kept) {
+            slot.store(value, Relaxed);
+        }
+        chance::required_run(min, seen)
     }
 
     fn record_rate(&self, epoch: u64, failure: bool) -> Option<Transition> {
@@ -132,22 +155,46 @@ impl Machine {
         None
     }
 
+    /// A probe's outcome. A half-open round closes the circuit on its `close_after`-th
+    /// success and re-opens it on its `reopen_after`-th failure in a row (a success ends a run
+    /// of failed probes), whichever comes first; a failed probe before that gives its slot to
+    /// the next probe.
     fn record_probe(&self, epoch: u64, failure: bool) -> Option<Transition> {
         let mut w = self.load();
         if w.kind() != Kind::HalfOpen || w.epoch() != epoch {
             return None;
         }
-        if failure {
-            while w.kind() == Kind::HalfOpen && w.epoch() == epoch {
-                match self.open_from(w) {
-                    Ok(transition) => return Some(transition),
-                    Err(actual) => w = actual,
-                }
-            }
+        let decided = if failure {
+            let failures = self.count_probe_failure(epoch)?;
+            self.release_probe(epoch);
+            u32::from(failures) >= self.config.reopen_failures()
+        } else {
+            let successes = self.count_probe_success(epoch)?;
+            self.end_probe_failure_run(epoch);
+            u32::from(successes) >= self.config.close_after
+        };
+        if !decided {
             return None;
         }
+        while w.kind() == Kind::HalfOpen && w.epoch() == epoch {
+            let moved = if failure {
+                self.open_from(w)
+            } else {
+                self.close_from(w)
+            };
+            match moved {
+                Ok(transition) => return Some(transition),
+                Err(actual) => w = actual,
+            }
+        }
+        None
+    }
+
+    /// Frees the probe's slot and counts its success; the round's successes so far, or `None`
+    /// if the round is over.
+    fn count_probe_success(&self, epoch: u64) -> Option<u16> {
         let mut current = self.probes.load(Acquire);
-        let successes = loop {
+        loop {
             let Fields::Current(in_flight, successes) = RoundWord::from_bits(current).fields(epoch)
             else {
                 return None;
@@ -158,20 +205,43 @@ impl Machine {
                 .probes
                 .compare_exchange_weak(current, next.bits(), AcqRel, Acquire)
             {
-                Ok(_) => break successes,
+                Ok(_) => return Some(successes),
                 Err(actual) => current = actual,
             }
-        };
-        if u32::from(successes) < self.config.close_after {
-            return None;
         }
-        while w.kind() == Kind::HalfOpen && w.epoch() == epoch {
-            match self.close_from(w) {
-                Ok(transition) => return Some(transition),
-                Err(actual) => w = actual,
+    }
+
+    /// Ends the run of failed probes of round `epoch` after a successful one.
+    fn end_probe_failure_run(&self, epoch: u64) {
+        let mut current = self.probe_failures.load(Acquire);
+        while let Fields::Current(all, 1..) = RoundWord::from_bits(current).fields(epoch) {
+            let reset = RoundWord::new(epoch, all, 0).bits();
+            match self
+                .probe_failures
+                .compare_exchange_weak(current, reset, AcqRel, Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => current = actual,
             }
         }
-        None
+    }
+
+    /// Counts a failed probe of round `epoch`; the round's failed probes in a row so far, or
+    /// `None` if the round is over.
+    fn count_probe_failure(&self, epoch: u64) -> Option<u16> {
+        let mut current = self.probe_failures.load(Acquire);
+        loop {
+            let (all, failures) = RoundWord::from_bits(current).counts(epoch)?;
+            let failures = failures.saturating_add(1);
+            let next = RoundWord::new(epoch, all.saturating_add(1), failures);
+            match self
+                .probe_failures
+                .compare_exchange_weak(current, next.bits(), AcqRel, Acquire)
+            {
+                Ok(_) => return Some(failures),
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// A call that will record no outcome (its future was dropped, or the inner service

@@ -132,6 +132,9 @@ pub(crate) struct Config {
     pub(crate) max_open_duration: Option<Duration>,
     pub(crate) probes: u32,
     pub(crate) close_after: u32,
+    /// Failed probes in a row of one half-open round that re-open the circuit; `None`: as
+    /// many as successful probes close it.
+    pub(crate) reopen_after: Option<u32>,
     pub(crate) ramp_on: bool,
     pub(crate) ramp_window: Duration,
     pub(crate) ramp_start_share: f64,
@@ -160,6 +163,7 @@ impl Default for Config {
             max_open_duration: None,
             probes: 3,
             close_after: 3,
+            reopen_after: None,
             ramp_on: true,
             ramp_window: Duration::from_secs(10),
             ramp_start_share: 0.1,
@@ -171,6 +175,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How many failed probes in a row of one half-open round re-open the circuit.
+    pub(crate) fn reopen_failures(&self) -> u32 {
+        self.reopen_after.unwrap_or(self.close_after)
+    }
+
     /// The ramp after a close, if there is one.
     pub(crate) fn ramp(&self) -> Option<Ramp> {
         self.ramp_on.then_some(Ramp {
@@ -230,6 +239,7 @@ impl PartialEq for Config {
             && self.max_open_duration == other.max_open_duration
             && self.probes == other.probes
             && self.close_after == other.close_after
+            && self.reopen_failures() == other.reopen_failures()
             && self.ramp() == other.ramp()
             && self.seed == other.seed
             && self.max_keys == other.max_keys
@@ -246,6 +256,7 @@ impl fmt::Debug for Config {
             .field("max_open_duration", &self.max_open_duration)
             .field("probes", &self.probes)
             .field("close_after", &self.close_after)
+            .field("reopen_after", &self.reopen_failures())
             .field("ramp", &self.ramp())
             .field("seed", &self.seed)
             .field("on_state_change", &self.on_state_change.is_some())

@@ -46,4 +46,10 @@ impl BreakerPermit {
     pub(crate) fn record(self, failure: bool) {
         self.0.record(failure);
     }
+
+    /// Records a retry that failed again on a closed circuit: part of the failure rate, not
+    /// new evidence for a trip.
+    pub(crate) fn record_repeat_failure(self) {
+        self.0.record_repeat_failure();
+    }
 }

@@ -116,12 +116,14 @@ impl Gate for HostGate {
         if let Some(breaker) = permit.breaker.take() {
             // A retry that fails again while the circuit is closed is no new evidence: its
             // request's first failure was counted. Without this a herd that failed together
-            // (one piece of evidence) would trip the breaker with its own retries.
+            // (one piece of evidence) would trip the breaker with its own retries. It still
+            // counts in the failure rate, which the trip rule reads: leaving it out would make
+            // a flaky host look healthier than it is.
             let repeat = permit.retry
                 && class.is_failure()
                 && host.breaker.as_ref().is_some_and(|b| b.is_closed());
             if repeat {
-                drop(breaker);
+                breaker.record_repeat_failure();
             } else {
                 breaker.record(class.is_failure());
             }

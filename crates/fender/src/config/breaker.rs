@@ -46,6 +46,7 @@ const SHORTEST_PERIOD: Duration = Duration::from_millis(10);
 ///     max_open_duration = "5m"       # default none: doubles after failed probes up to this
 ///     half_open_probes = 3           # default 3, 1 to 65535
 ///     close_after = 3                # default 3, 1 to 65535
+///     reopen_after = 3               # default: close_after; failed probes in a row
 ///     ramp = "10s"                   # default 10s, at most a day
 ///     ramp_start_share = 0.1         # default 0.1, in (0, 1]
 ///     no_ramp = false                # default false; true admits everything on close
@@ -82,9 +83,14 @@ pub struct BreakerConfig {
     /// Probes let through at a time when half-open (default 3); 1 to 65,535.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub half_open_probes: Option<u32>,
-    /// Successful probes that close the circuit (default 3); 1 to 65,535.
+    /// Successful probes of one half-open round that close the circuit (default 3); 1 to
+    /// 65,535.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_after: Option<u32>,
+    /// Failed probes in a row that re-open a half-open circuit (default: the same as
+    /// `close_after`; 1 re-opens it on any failed probe); 1 to 65,535.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reopen_after: Option<u32>,
     /// How long the admitted share takes to grow to 100% after a close (default 10 s);
     /// positive, at most a day.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,6 +184,9 @@ impl BreakerConfig {
         if let Some(n) = check::count("close_after", self.close_after, 1, MAX_COUNT)? {
             layer = layer.close_after(n);
         }
+        if let Some(n) = check::count("reopen_after", self.reopen_after, 1, MAX_COUNT)? {
+            layer = layer.reopen_after(n);
+        }
         if check::on(self.no_ramp) {
             check::conflict("ramp", self.ramp.is_some(), "no_ramp")?;
             check::conflict(
@@ -226,6 +235,10 @@ impl BreakerConfig {
             max_open_duration: self.max_open_duration,
             half_open_probes: Some(self.half_open_probes.unwrap_or(HALF_OPEN_PROBES)),
             close_after: Some(self.close_after.unwrap_or(CLOSE_AFTER)),
+            reopen_after: Some(
+                self.reopen_after
+                    .unwrap_or(self.close_after.unwrap_or(CLOSE_AFTER)),
+            ),
             ramp: (!no_ramp).then(|| self.ramp.unwrap_or(RAMP.into())),
             ramp_start_share: (!no_ramp).then(|| self.ramp_start_share.unwrap_or(RAMP_START_SHARE)),
             no_ramp: Some(no_ramp),

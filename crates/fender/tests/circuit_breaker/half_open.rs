@@ -64,7 +64,7 @@ async fn a_dropped_probe_frees_its_slot() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn three_successful_probes_close_it_and_one_failure_reopens_it() {
+async fn three_successful_probes_close_it_and_three_failed_ones_reopen_it() {
     let layer = CircuitBreakerLayer::new().no_ramp();
     let handle = layer.handle();
     let svc = layer.layer(Echo::default());
@@ -73,12 +73,19 @@ async fn three_successful_probes_close_it_and_one_failure_reopens_it() {
     send(&svc, ok()).await.unwrap();
     send(&svc, Reply::Status(404)).await.unwrap();
     assert_eq!(handle.state(), State::HalfOpen);
+    // Two failed probes do not decide the round: it is 2 successes to 2 failures.
+    send(&svc, down()).await.unwrap();
+    send(&svc, down()).await.unwrap();
+    assert_eq!(handle.state(), State::HalfOpen);
+    // The third failure does.
     send(&svc, down()).await.unwrap();
     assert_eq!(handle.state(), State::Open);
     let err = send(&svc, ok()).await.unwrap_err();
     assert_eq!(open_of(&err).retry_after(), Duration::from_secs(30));
 
     advance(Duration::from_secs(30)).await;
+    // A new round counts from zero: one failure, then three successes close it.
+    send(&svc, down()).await.unwrap();
     for _ in 0..3 {
         send(&svc, ok()).await.unwrap();
     }
@@ -86,6 +93,43 @@ async fn three_successful_probes_close_it_and_one_failure_reopens_it() {
     for _ in 0..100 {
         send(&svc, ok()).await.unwrap();
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reopen_after_one_restores_the_classic_rule() {
+    let layer = CircuitBreakerLayer::new().no_ramp().reopen_after(1);
+    let handle = layer.handle();
+    let svc = layer.layer(Echo::default());
+    trip(&svc).await;
+    advance(Duration::from_secs(30)).await;
+    send(&svc, ok()).await.unwrap();
+    send(&svc, ok()).await.unwrap();
+    send(&svc, down()).await.unwrap();
+    assert_eq!(handle.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_fails_the_round_on_the_probes_in_flight_together() {
+    // Three probes go out at once and all fail: the round is decided by them, and nothing
+    // else reaches the upstream, as under the classic rule.
+    let layer = CircuitBreakerLayer::new();
+    let handle = layer.handle();
+    let echo = Echo::default();
+    let svc = layer.layer(echo.clone());
+    trip(&svc).await;
+    advance(Duration::from_secs(30)).await;
+    let probes = [
+        start(&svc, Reply::Slow(100, 503)).await,
+        start(&svc, Reply::Slow(100, 503)).await,
+        start(&svc, Reply::Slow(100, 503)).await,
+    ];
+    let err = send(&svc, ok()).await.unwrap_err();
+    assert_eq!(open_of(&err).reason(), Reason::HalfOpenFull);
+    for probe in probes {
+        assert_eq!(probe.await.unwrap().status(), 503);
+    }
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(echo.calls(), 5 + 3);
 }
 
 #[tokio::test(start_paused = true)]

@@ -22,6 +22,7 @@ mod handle;
 mod hostile;
 mod model;
 mod noise;
+mod onset;
 mod per_host;
 mod ramp;
 mod readiness;

@@ -18,6 +18,8 @@ use crate::support::{Echo, Reply, req, send};
 const THRESHOLD: u32 = 3;
 const OPEN_MS: u64 = 10_000;
 const CLOSE_AFTER: u32 = 2;
+/// Failed probes in a row that re-open a half-open circuit: the default, as many as close it.
+const REOPEN_AFTER: u32 = CLOSE_AFTER;
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -41,7 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
 enum Model {
     Closed { failures: u32 },
     Open { until: u64 },
-    HalfOpen { successes: u32 },
+    HalfOpen { successes: u32, failures: u32 },
 }
 
 #[derive(Debug, Default)]
@@ -58,7 +60,10 @@ impl Reference {
                 self.counters.rejections += 1;
                 return false;
             }
-            *m = Model::HalfOpen { successes: 0 };
+            *m = Model::HalfOpen {
+                successes: 0,
+                failures: 0,
+            };
             self.counters.transitions += 1;
         }
         let Some(failure) = outcome else {
@@ -83,19 +88,30 @@ impl Reference {
                 }
             }
             Model::Closed { .. } => *m = Model::Closed { failures: 0 },
-            Model::HalfOpen { .. } if failure => {
-                *m = Model::Open {
-                    until: self.now + OPEN_MS,
-                };
-                self.counters.transitions += 1;
+            Model::HalfOpen {
+                successes,
+                failures,
+            } if failure => {
+                if failures + 1 >= REOPEN_AFTER {
+                    *m = Model::Open {
+                        until: self.now + OPEN_MS,
+                    };
+                    self.counters.transitions += 1;
+                } else {
+                    *m = Model::HalfOpen {
+                        successes,
+                        failures: failures + 1,
+                    };
+                }
             }
-            Model::HalfOpen { successes } => {
+            Model::HalfOpen { successes, .. } => {
                 if successes + 1 >= CLOSE_AFTER {
                     *m = Model::Closed { failures: 0 };
                     self.counters.transitions += 1;
                 } else {
                     *m = Model::HalfOpen {
                         successes: successes + 1,
+                        failures: 0,
                     };
                 }
             }
@@ -194,6 +210,7 @@ mod overlapping {
     const OPEN_MS: u64 = 10_000;
     const PROBES: u32 = 2;
     const CLOSE_AFTER: u32 = 2;
+    const REOPEN_AFTER: u32 = CLOSE_AFTER;
 
     /// An upstream whose every call waits until the test sends it a status.
     #[derive(Clone, Default)]
@@ -238,9 +255,17 @@ mod overlapping {
 
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Model {
-        Closed { failures: u32 },
-        Open { until: u64 },
-        HalfOpen { in_flight: u32, successes: u32 },
+        Closed {
+            failures: u32,
+        },
+        Open {
+            until: u64,
+        },
+        HalfOpen {
+            in_flight: u32,
+            successes: u32,
+            failures: u32,
+        },
     }
 
     #[derive(Debug, Clone, Copy)]
@@ -276,6 +301,7 @@ mod overlapping {
                 self.to(Model::HalfOpen {
                     in_flight: 0,
                     successes: 0,
+                    failures: 0,
                 });
             }
             match &mut self.state {
@@ -330,15 +356,23 @@ mod overlapping {
                 Model::HalfOpen {
                     in_flight,
                     successes,
+                    failures,
                 } if t.probe => {
-                    if failure {
+                    if failure && failures + 1 >= REOPEN_AFTER {
                         self.to(open);
+                    } else if failure {
+                        self.state = Model::HalfOpen {
+                            in_flight: in_flight - 1,
+                            successes,
+                            failures: failures + 1,
+                        };
                     } else if successes + 1 >= CLOSE_AFTER {
                         self.to(Model::Closed { failures: 0 });
                     } else {
                         self.state = Model::HalfOpen {
                             in_flight: in_flight - 1,
                             successes: successes + 1,
+                            failures: 0,
                         };
                     }
                 }
