@@ -44,6 +44,7 @@ pub fn goal(kind: Kind) -> &'static str {
         Kind::S4 => "S4: arrivals under pushback = 0 and success ≥ 66.7%",
         Kind::S5 => "S5: ≥ 90% success and peak ≤ 150 per 100 ms",
         Kind::S6 => "S6: + hedge at p95: caller p99 ≥ 5x lower at ≤ 5% extra load",
+        Kind::S7 => "S7: mean ≥ 88%, worst seed ≥ 35% (one open period), load ≤ 1.5x",
     }
 }
 
@@ -63,6 +64,23 @@ pub fn verdict(kind: Kind, sweeps: &[&Sweep]) -> Option<Verdict> {
     let first = sweeps.first()?;
     let runs = || sweeps.iter().flat_map(|s| s.runs.iter());
     let (figures, pass) = match kind {
+        Kind::S7 => {
+            let mean = first.mean(Measures::success_rate);
+            let worst = first.worst_success();
+            let pass = mean >= 0.88
+                && runs().all(|r| {
+                    at_least(r.succeeded, r.offered, 350) && at_most(r.arrivals, r.offered, 150)
+                });
+            let figures = format!(
+                "mean {}; worst seed {} (seed {}, {}); worst load {}",
+                pct(mean),
+                pct(worst.success_rate()),
+                worst.seed,
+                load(worst.load(), 2),
+                load(first.worst_load().load(), 2)
+            );
+            (figures, pass)
+        }
         Kind::S1 | Kind::S2 => {
             let (success, max_load) = if kind == Kind::S1 {
                 (998, 112)

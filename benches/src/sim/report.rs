@@ -88,7 +88,7 @@ pub fn goal_table(verdicts: &[Verdict]) -> String {
 /// outermost; for the others one per row), each row's figures over its seeds.
 pub fn table(kind: Kind, sweeps: &[&Sweep]) -> String {
     match kind {
-        Kind::S1 | Kind::S2 => transient_table(sweeps),
+        Kind::S1 | Kind::S2 | Kind::S7 => transient_table(sweeps),
         Kind::S3 => outage_table(sweeps),
         Kind::S4 => pushback_table(sweeps),
         Kind::S5 => herd_table(sweeps),

@@ -39,6 +39,14 @@ pub enum Failure {
         /// How long the upstream fails from the start of the run.
         failing: Duration,
     },
+    /// 200s for `healthy`, then each request independently gets a 503 with probability `p`:
+    /// an upstream that turns flaky after a healthy period.
+    Onset {
+        /// How long the upstream is healthy before it turns flaky.
+        healthy: Duration,
+        /// The share of 503s after that.
+        p: f64,
+    },
     /// Every request is answered 200; each one independently, with probability `share`, after
     /// `slow` instead of [`LATENCY`].
     HeavyTail {
@@ -49,7 +57,7 @@ pub enum Failure {
     },
 }
 
-/// Which of the six scenarios a [`Scenario`] is: it picks the measures its table shows, the
+/// Which of the seven scenarios a [`Scenario`] is: it picks the measures its table shows, the
 /// goal that applies to it and the rows it runs by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -65,13 +73,23 @@ pub enum Kind {
     S5,
     /// A heavy tail: a few responses are very slow.
     S6,
+    /// A healthy upstream that turns flaky (40% transient 503s), at modest traffic.
+    S7,
 }
 
 impl Kind {
-    /// All six, in order.
-    pub const ALL: [Kind; 6] = [Kind::S1, Kind::S2, Kind::S3, Kind::S4, Kind::S5, Kind::S6];
+    /// All seven, in order.
+    pub const ALL: [Kind; 7] = [
+        Kind::S1,
+        Kind::S2,
+        Kind::S3,
+        Kind::S4,
+        Kind::S5,
+        Kind::S6,
+        Kind::S7,
+    ];
 
-    /// `"S1"` to `"S6"`.
+    /// `"S1"` to `"S7"`.
     pub fn id(self) -> &'static str {
         match self {
             Kind::S1 => "S1",
@@ -80,6 +98,7 @@ impl Kind {
             Kind::S4 => "S4",
             Kind::S5 => "S5",
             Kind::S6 => "S6",
+            Kind::S7 => "S7",
         }
     }
 
@@ -90,12 +109,13 @@ impl Kind {
             .find(|kind| kind.id().eq_ignore_ascii_case(id))
     }
 
-    /// How many seeds a sweep runs unless told otherwise: 100 for the transient scenarios, 10
+    /// How many seeds a sweep runs unless told otherwise: 100 for the transient scenarios (S7
+    /// included), 10
     /// for the others, whose only random inputs are the callers' offsets and the strategies'
     /// jitter (and, for S6, the slow responses: 300 of them per run).
     pub fn default_seeds(self) -> u64 {
         match self {
-            Kind::S1 | Kind::S2 => 100,
+            Kind::S1 | Kind::S2 | Kind::S7 => 100,
             Kind::S3 | Kind::S4 | Kind::S5 | Kind::S6 => 10,
         }
     }
@@ -252,6 +272,25 @@ impl Scenario {
         )
     }
 
+    /// S7: 8 callers, one `GET` every 200 ms each (40 requests/s), for 60 s; the upstream is
+    /// healthy for the first 10 s, then each attempt gets a 503 with probability 0.40. The
+    /// breaker has seen no failure when the first ones come, so the contract's 5 consecutive
+    /// failures may open it; what matters is that it does not keep a host that serves 60% of
+    /// its requests cut off.
+    pub fn s7() -> Scenario {
+        Scenario {
+            callers: 8,
+            ..Scenario::steady(
+                Kind::S7,
+                Failure::Onset {
+                    healthy: Duration::from_secs(10),
+                    p: 0.40,
+                },
+                Duration::from_secs(60),
+            )
+        }
+    }
+
     /// The scenarios of `kind`: one, or three for S3 (one per outage length).
     pub fn of(kind: Kind) -> Vec<Scenario> {
         match kind {
@@ -264,6 +303,7 @@ impl Scenario {
             Kind::S4 => vec![Scenario::s4()],
             Kind::S5 => vec![Scenario::s5()],
             Kind::S6 => vec![Scenario::s6()],
+            Kind::S7 => vec![Scenario::s7()],
         }
     }
 
@@ -295,6 +335,10 @@ impl Scenario {
             Failure::Startup { failing } => {
                 format!("503 for the first {} s, healthy after", failing.as_secs())
             }
+            Failure::Onset { healthy, p } => format!(
+                "healthy {} s, then each attempt 503 with p = {p:.2}",
+                healthy.as_secs()
+            ),
             Failure::HeavyTail { share, slow } => format!(
                 "every attempt 200, after {} ms with p = {share:.2}",
                 slow.as_millis()
@@ -344,6 +388,10 @@ impl Scenario {
                 .then(failing, Plan::always(unavailable()))
                 .starting_now()
                 .finally(Plan::always(ok())),
+            Failure::Onset { healthy, p } => Plan::phases()
+                .then(healthy, Plan::always(ok()))
+                .starting_now()
+                .finally(Plan::random(seed).with(p, unavailable()).otherwise(ok())),
             Failure::HeavyTail { share, slow } => Plan::random(seed)
                 .with(share, Reply::ok().delay(slow))
                 .otherwise(ok()),
