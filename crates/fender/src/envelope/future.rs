@@ -36,9 +36,11 @@ pub(crate) struct RequestLine {
 
 impl RequestLine {
     pub(crate) fn of<B>(req: &http::Request<B>) -> Self {
-        let attempt = req
-            .headers()
-            .get(crate::headers::X_ATTEMPT_COUNT)
+        // A lookup hashes the name even in an empty map.
+        let headers = req.headers();
+        let attempt = (!headers.is_empty())
+            .then(|| headers.get(crate::headers::X_ATTEMPT_COUNT))
+            .flatten()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u32>().ok())
             .filter(|&n| n >= 1)
