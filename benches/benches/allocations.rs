@@ -124,6 +124,13 @@ fn main() {
         "envelope handler/server, Accept" => ErrorEnvelopeLayer::new()
             .layer(tower::service_fn(fender_benches::handler::<Full<Bytes>>)),
             browser_get;
+        // The same with the headers curl sends, as a request off the wire has: the id's insert
+        // finds a header map that is already allocated.
+        "envelope wire headers/bare" => tower::service_fn(fender_benches::handler::<Full<Bytes>>),
+            curl_get;
+        "envelope wire headers/server" => ErrorEnvelopeLayer::new()
+            .layer(tower::service_fn(fender_benches::handler::<Full<Bytes>>)),
+            curl_get;
     }
 }
 
@@ -136,5 +143,21 @@ fn browser_get() -> Request<Full<Bytes>> {
             "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
         ),
     );
+    req
+}
+
+/// The handler's `GET` with the headers curl sends: `host`, `user-agent`, `accept: */*`.
+fn curl_get() -> Request<Full<Bytes>> {
+    let mut req = fender_benches::request(&Bytes::new());
+    let headers = req.headers_mut();
+    headers.insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("upstream.test"),
+    );
+    headers.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("curl/8.5.0"),
+    );
+    headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("*/*"));
     req
 }
