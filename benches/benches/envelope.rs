@@ -8,6 +8,9 @@
 //! - `server/success, inbound id`: the same with a valid `x-request-id` the layer keeps;
 //! - `server/success, browser Accept`: no id, and the `Accept` a browser sends, which the layer
 //!   keeps and parses only if it renders an error (problem details are negotiated then);
+//! - `server/success, wire headers`: no id, and the headers curl sends (`host`, `user-agent`,
+//!   `accept: */*`), as a request off the wire has: its header map is already allocated when
+//!   the layer adds the id;
 //! - `server/error`: a handler that answers `ApiError::not_found(..)` rendered as an envelope;
 //!   behind the layer the envelope is rendered again with the request's id and timestamp, which
 //!   is the work of one error response.
@@ -52,6 +55,15 @@ fn with_id() -> Request<Full<Bytes>> {
         "x-request-id",
         HeaderValue::from_static("0193a5c2-7b1e-7c3a-9a61-1f2e3d4c5b6a"),
     );
+    req
+}
+
+fn wire_headers() -> Request<Full<Bytes>> {
+    let mut req = plain();
+    let headers = req.headers_mut();
+    headers.insert("host", HeaderValue::from_static("upstream.test"));
+    headers.insert("user-agent", HeaderValue::from_static("curl/8.5.0"));
+    headers.insert("accept", HeaderValue::from_static("*/*"));
     req
 }
 
@@ -100,6 +112,14 @@ fn server(c: &mut Criterion) {
     group.bench_function("success, browser Accept/fender", |b| {
         b.to_async(&rt)
             .iter(|| send(&enveloped, browser_accept, StatusCode::OK))
+    });
+    group.bench_function("success, wire headers/bare", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&ok, wire_headers, StatusCode::OK))
+    });
+    group.bench_function("success, wire headers/fender", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&enveloped, wire_headers, StatusCode::OK))
     });
 
     let err = service_fn(not_found);
