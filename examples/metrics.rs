@@ -135,7 +135,7 @@ async fn main() {
         send("/orders").await;
     }
     println!("the upstream is back; waiting for the circuit's next probe:");
-    // A probe that fails reopens the circuit for longer: wait for each open period in turn.
+    // A half-open round that fails reopens the circuit for longer: wait for each open period.
     let mut wait = Duration::from_millis(args.open_ms + 50);
     for _ in 0..6 {
         tokio::time::sleep(wait).await;
