@@ -10,20 +10,7 @@ use fender::circuit_breaker::{CircuitBreakerLayer, CircuitOpen, State};
 use tokio::time::{Instant, advance};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::support::{Echo, Reply, req};
-
-/// splitmix64: a small seeded generator, so that every seed replays exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::support::{Echo, Reply, Rng, req};
 
 /// What one run saw after the first trip.
 #[derive(Debug, Default)]
