@@ -222,6 +222,11 @@ where
                         None => {
                             crate::metrics::request_done(class);
                             this.state.set(State::Done);
+                            if *this.attempt <= 1 {
+                                // Most requests: returned as they came, not moved through
+                                // `finish`.
+                                return Poll::Ready(result);
+                            }
                             return Poll::Ready(finish(result, *this.attempt, ctx));
                         }
                         Some(Next::Retry(delay)) => delay,
