@@ -62,10 +62,11 @@ impl<C> ConfigRefs<C> {
         }
     }
 
-    /// The settings, through the reference of the current thread's group.
+    /// The settings, through the reference of the current thread's group, and the group.
     #[inline]
-    pub(crate) fn current(&self) -> &Arc<ConfigRef<C>> {
-        &self.refs[super::budget::thread_shard()]
+    pub(crate) fn current(&self) -> (&Arc<ConfigRef<C>>, usize) {
+        let shard = super::budget::thread_shard();
+        (&self.refs[shard], shard)
     }
 }
 
