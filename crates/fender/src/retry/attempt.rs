@@ -94,6 +94,7 @@ pub(crate) struct Template {
 }
 
 impl Template {
+    #[inline]
     pub(crate) fn new(parts: &http::request::Parts) -> Self {
         Template {
             method: parts.method.clone(),

@@ -148,7 +148,10 @@ impl<B: Body> ReplayBody<B> {
         }
         // One allocation here, with the head; the body is boxed and its chunk list grown only
         // when it is polled.
-        let held = Arc::new(Held {
+        // Made with `new_cyclic` (its weak reference unused) because it allocates first and
+        // then builds the value in place; `Arc::new` builds it on the stack and copies all of
+        // it into the allocation.
+        let held = Arc::new_cyclic(|_| Held {
             template: Template::new(parts),
             hint,
             state: Mutex::new(Shared {
