@@ -62,10 +62,11 @@ impl<C> ConfigRefs<C> {
         }
     }
 
-    /// The settings, through the reference of the current thread's group.
+    /// The settings, through the reference of the current thread's group, and the group.
     #[inline]
-    pub(crate) fn current(&self) -> &Arc<ConfigRef<C>> {
-        &self.refs[super::budget::thread_shard()]
+    pub(crate) fn current(&self) -> (&Arc<ConfigRef<C>>, usize) {
+        let shard = super::budget::thread_shard();
+        (&self.refs[shard], shard)
     }
 }
 
@@ -87,22 +88,21 @@ pub(crate) struct Template {
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    /// `None` for a request without headers: nothing to make, copy or drop.
+    headers: Option<HeaderMap>,
     extensions: Extensions,
 }
 
 impl Template {
+    #[inline]
     pub(crate) fn new(parts: &http::request::Parts) -> Self {
         Template {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            // An empty map or extension set is made anew, not cloned: nothing to copy.
-            headers: if parts.headers.is_empty() {
-                HeaderMap::new()
-            } else {
-                parts.headers.clone()
-            },
+            // An empty map is not kept and an empty extension set is made anew, not cloned:
+            // nothing to copy.
+            headers: (!parts.headers.is_empty()).then(|| parts.headers.clone()),
             extensions: if parts.extensions.is_empty() {
                 Extensions::new()
             } else {
@@ -116,13 +116,16 @@ impl Template {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
+        if let Some(headers) = &self.headers {
+            *req.headers_mut() = headers.clone();
+        }
         *req.extensions_mut() = self.extensions.clone();
         req
     }
 }
 
 impl<S, B, C> Ctx<S, B, C> {
+    #[inline]
     pub(crate) fn new(
         service: S,
         replay: Option<Source<B>>,

@@ -67,7 +67,9 @@ pub(crate) struct Shared<B> {
     cap: usize,
     /// Data frames read from the original body so far.
     read: usize,
-    trailers: Option<HeaderMap>,
+    /// Boxed: few bodies have trailers, and a map inline would make every replayable request's
+    /// shared state, copied into place when it is made, 88 bytes larger.
+    trailers: Option<Box<HeaderMap>>,
     ended: bool,
     /// The copy was given up (over the cap) or the body failed: no more replays.
     broken: bool,
@@ -146,7 +148,10 @@ impl<B: Body> ReplayBody<B> {
         }
         // One allocation here, with the head; the body is boxed and its chunk list grown only
         // when it is polled.
-        let held = Arc::new(Held {
+        // Made with `new_cyclic` (its weak reference unused) because it allocates first and
+        // then builds the value in place; `Arc::new` builds it on the stack and copies all of
+        // it into the allocation.
+        let held = Arc::new_cyclic(|_| Held {
             template: Template::new(parts),
             hint,
             state: Mutex::new(Shared {
@@ -212,7 +217,7 @@ where
                     if !*trailers_sent {
                         *trailers_sent = true;
                         if let Some(trailers) = &s.trailers {
-                            return Poll::Ready(Some(Ok(Frame::trailers(trailers.clone()))));
+                            return Poll::Ready(Some(Ok(Frame::trailers((**trailers).clone()))));
                         }
                     }
                     return Poll::Ready(None);
@@ -259,7 +264,7 @@ where
                         Err(frame) => match frame.into_trailers() {
                             Ok(trailers) => {
                                 *trailers_sent = true;
-                                s.trailers = Some(trailers.clone());
+                                s.trailers = Some(Box::new(trailers.clone()));
                                 Poll::Ready(Some(Ok(Frame::trailers(trailers))))
                             }
                             // Neither data nor trailers: an unknown frame kind, skip it.

@@ -124,8 +124,15 @@ impl RetryBudget {
     /// Cheap: an atomic increment; once every 16 requests it also reads the clock and credits
     /// the current slot with the 16 deposits.
     pub fn deposit(&self) {
+        self.deposit_on(thread_shard());
+    }
+
+    /// [`deposit`](Self::deposit) on counter `shard`, for a caller that already looked up its
+    /// thread's.
+    #[inline]
+    pub(crate) fn deposit_on(&self, shard: usize) {
         if self.deposit > 0 {
-            let seen = self.requests[thread_shard()]
+            let seen = self.requests[shard % COUNTERS]
                 .0
                 .fetch_add(1, Ordering::Relaxed)
                 + 1;

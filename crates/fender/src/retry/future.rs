@@ -85,6 +85,7 @@ where
     G: Gate,
 {
     /// An attempt already sent.
+    #[inline]
     pub(crate) fn calling(
         future: S::Future,
         attempt_timeout: Option<Duration>,
@@ -218,10 +219,21 @@ where
                         healthy: observes && gate.gate.healthy(&gate.scope),
                         defers: observes,
                     };
-                    let delay = match ctx.decide(class, asked, *this.attempt, view) {
+                    // Most attempts end in a class that is never retried: no call to decide.
+                    let next = if class.is_retryable() {
+                        ctx.decide(class, asked, *this.attempt, view)
+                    } else {
+                        None
+                    };
+                    let delay = match next {
                         None => {
                             crate::metrics::request_done(class);
                             this.state.set(State::Done);
+                            if *this.attempt <= 1 {
+                                // Most requests: returned as they came, not moved through
+                                // `finish`.
+                                return Poll::Ready(result);
+                            }
                             return Poll::Ready(finish(result, *this.attempt, ctx));
                         }
                         Some(Next::Retry(delay)) => delay,

@@ -97,9 +97,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let config = self.config.current();
+        let (config, shard) = self.config.current();
         if let Some(budget) = &config.budget {
-            budget.deposit();
+            budget.deposit_on(shard);
         }
         let attempt_timeout = config.attempt_timeout;
         let (mut parts, body) = req.into_parts();
