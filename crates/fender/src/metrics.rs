@@ -62,7 +62,7 @@
 //! # Example
 //!
 //! ```
-//! # #[cfg(feature = "retry")] {
+//! # #[cfg(all(feature = "retry", feature = "metrics"))] {
 //! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
