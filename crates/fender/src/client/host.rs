@@ -5,8 +5,8 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use http::Uri;
@@ -297,15 +297,91 @@ impl Hasher for HostHasher {
 /// evicts one of a small sample of entries: the least recently used quiet one (closed circuit,
 /// no pushback), or the least recently used if none is quiet. The sample keeps eviction O(1)
 /// whatever the map's size, while open circuits of bad hosts are kept the longest.
+///
+/// In front of the map, each group of threads keeps the few hosts it used last
+/// ([`HostCache`]), found by the URI's authority as it is spelled: a request to one of them
+/// takes no shared lock, hashes nothing, and clones a reference of its own group's, so threads
+/// calling one busy host write no cache line in common.
 pub(crate) struct HostMap {
     entries: RwLock<HashMap<HostKey, Arc<HostState>, HostHashing>>,
     max_keys: usize,
     make: MakeHost,
     base: Instant,
+    /// Bumped by every eviction: a cached host of an older generation is looked up again.
+    generation: AtomicU64,
+    caches: [HostCache; CACHE_GROUPS],
 }
 
 /// How many entries one eviction looks at.
 const EVICTION_SAMPLE: usize = 16;
+
+/// How many groups of threads keep a cache of their own (a thread's group is fixed when it
+/// first looks a host up, in turn).
+const CACHE_GROUPS: usize = 4;
+/// How many hosts each group's cache holds.
+const CACHE_WAYS: usize = 4;
+
+/// The cache group of the current thread.
+fn cache_group() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static GROUP: usize = NEXT.fetch_add(1, Relaxed) % CACHE_GROUPS;
+    }
+    // During thread teardown: any group will do, the lock keeps it correct.
+    GROUP.try_with(|g| *g).unwrap_or(0)
+}
+
+/// The hosts one group of threads used last, on cache lines of its own. The lock is the
+/// group's own, so it is all but never contended.
+#[repr(align(128))]
+#[derive(Default)]
+struct HostCache(Mutex<CacheWays>);
+
+#[derive(Default)]
+struct CacheWays {
+    ways: [Option<Cached>; CACHE_WAYS],
+    /// The way the next miss replaces.
+    next: usize,
+}
+
+/// A host as one URI spelled it: its scheme and authority, byte for byte.
+struct Cached {
+    generation: u64,
+    scheme: Box<str>,
+    authority: Box<str>,
+    host: Arc<LocalHost>,
+}
+
+/// One cache group's reference to a host's state: a request clones this (a count on its
+/// group's line) instead of the state's own `Arc`, which every group would write.
+#[repr(align(128))]
+pub(crate) struct LocalHost {
+    pub(crate) state: Arc<HostState>,
+}
+
+/// The host state one request holds: through its cache group's reference when the host came
+/// from the cache, else directly.
+pub(crate) enum HostRef {
+    Local(Arc<LocalHost>),
+    Shared(Arc<HostState>),
+}
+
+impl HostRef {
+    /// The state.
+    #[inline]
+    pub(crate) fn state(&self) -> &Arc<HostState> {
+        match self {
+            HostRef::Local(local) => &local.state,
+            HostRef::Shared(state) => state,
+        }
+    }
+}
+
+impl fmt::Debug for HostRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self.state(), f)
+    }
+}
 
 impl fmt::Debug for HostMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -321,6 +397,8 @@ impl HostMap {
             max_keys: max_keys.max(1),
             make,
             base: Instant::now(),
+            generation: AtomicU64::new(0),
+            caches: Default::default(),
         }
     }
 
@@ -346,15 +424,43 @@ impl HostMap {
     }
 
     /// The state of the host of a request's head, made if there is none; by the rule of
-    /// [`HostKey::of_parts`], without making a key for a host already known.
-    pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> Arc<HostState> {
-        let Some(view) = UriHost::of(&parts.uri) else {
-            return self.get_or_insert(HostKey::of_parts(parts));
+    /// [`HostKey::of_parts`], without making a key for a host already known, and from the
+    /// thread group's cache for a host it used last.
+    pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> HostRef {
+        let uri = &parts.uri;
+        let Some(authority) = uri.authority() else {
+            return HostRef::Shared(self.get_or_insert(HostKey::of_parts(parts)));
         };
-        if let Some(state) = self.find(&view) {
-            return state;
+        let (authority, scheme) = (authority.as_str(), uri.scheme_str().unwrap_or(""));
+        let generation = self.generation.load(Relaxed);
+        let cache = &self.caches[cache_group()].0;
+        {
+            let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let hit = cache.ways.iter().flatten().find(|c| {
+                c.generation == generation && *c.authority == *authority && *c.scheme == *scheme
+            });
+            if let Some(cached) = hit {
+                return HostRef::Local(cached.host.clone());
+            }
         }
-        self.insert(view.to_key())
+        let Some(view) = UriHost::of(uri) else {
+            unreachable!("the URI has an authority");
+        };
+        let state = match self.find(&view) {
+            Some(state) => state,
+            None => self.insert(view.to_key()),
+        };
+        let host = Arc::new(LocalHost { state });
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let way = cache.next;
+        cache.next = (way + 1) % CACHE_WAYS;
+        cache.ways[way] = Some(Cached {
+            generation,
+            scheme: scheme.into(),
+            authority: authority.into(),
+            host: host.clone(),
+        });
+        HostRef::Local(host)
     }
 
     /// The state of `key`'s host, made if there is none.
@@ -387,6 +493,8 @@ impl HostMap {
                 .map(|(k, _)| k.clone());
             if let Some(victim) = victim {
                 entries.remove(&victim);
+                // Cached references to the victim are looked up again.
+                self.generation.fetch_add(1, Relaxed);
             }
         }
         let state = Arc::new((self.make)(&key));
@@ -505,16 +613,36 @@ mod tests {
         let map = HostMap::new(4, make);
         let first = map.get_or_insert_for(&parts("http://Api.Example/a"));
         let second = map.get_or_insert_for(&parts("HTTP://api.example:80/b?c"));
+        let again = map.get_or_insert_for(&parts("http://Api.Example/c"));
         let by_key = map.get_or_insert(HostKey::new("http", "api.example", Some(80)));
-        assert!(Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&first, &by_key));
+        assert!(Arc::ptr_eq(first.state(), second.state()));
+        assert!(Arc::ptr_eq(first.state(), again.state()));
+        assert!(Arc::ptr_eq(first.state(), &by_key));
         let other = map.get_or_insert_for(&parts("https://api.example/"));
-        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(!Arc::ptr_eq(first.state(), other.state()));
         let origin_form = map.get_or_insert_for(&parts("/path"));
         assert!(Arc::ptr_eq(
-            &origin_form,
+            origin_form.state(),
             &map.get_or_insert(HostKey::default())
         ));
         assert_eq!(map.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_evicted_from_the_map_is_not_served_from_a_threads_cache() {
+        use super::super::pushback::PushbackConfig;
+        let make: MakeHost =
+            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
+        let map = HostMap::new(1, make);
+        let first = map.get_or_insert_for(&parts("http://a.example/"));
+        let cached = map.get_or_insert_for(&parts("http://a.example/"));
+        assert!(Arc::ptr_eq(first.state(), cached.state()));
+        // A second host evicts the first from a map of one.
+        map.get_or_insert_for(&parts("http://b.example/"));
+        assert_eq!(map.keys(), vec![HostKey::new("http", "b.example", None)]);
+        let later = map.get_or_insert_for(&parts("http://a.example/"));
+        assert!(!Arc::ptr_eq(first.state(), later.state()));
+        assert_eq!(map.keys(), vec![HostKey::new("http", "a.example", None)]);
     }
 
     #[test]
