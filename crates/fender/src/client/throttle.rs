@@ -71,6 +71,10 @@ pub(crate) struct Throttle {
     /// The bucket width in nanoseconds.
     width: u64,
     buckets: [AtomicU64; BUCKETS],
+    /// One more than the id of the latest bucket that counted an attempt the host did not
+    /// accept (0: none yet). Written only when one is counted, so a healthy host's callers
+    /// share its line read-only; while it is out of the window, nothing can be refused.
+    unaccepted: AtomicU64,
     rng: AtomicU64,
 }
 
@@ -84,6 +88,7 @@ impl Throttle {
             base: Instant::now(),
             width,
             buckets: Default::default(),
+            unaccepted: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
         }
     }
@@ -106,6 +111,12 @@ impl Throttle {
     /// accepts at least `1/K` of them, and `1 - K · accepted/sent` of new requests below that.
     pub(crate) fn reject(&self) -> bool {
         let id = self.bucket_id(Instant::now());
+        // Without an unaccepted attempt in the window, sent equals accepted and, with K at
+        // least 1, nothing is refused: the ten buckets need not be read.
+        let unaccepted = self.unaccepted.load(Relaxed);
+        if self.config.k >= 1.0 && (unaccepted == 0 || unaccepted + BUCKETS as u64 <= id + 1) {
+            return false;
+        }
         let (mut sent, mut accepted) = (0u64, 0u64);
         let current = id % BUCKETS as u64;
         for (slot, bucket) in self.buckets.iter().enumerate() {
@@ -148,6 +159,9 @@ impl Throttle {
         let id = self.bucket_id(now);
         let current = id & TAG_MASK;
         let bucket = &self.buckets[(id % BUCKETS as u64) as usize];
+        if accepted == 0 {
+            self.unaccepted.fetch_max(id + 1, Relaxed);
+        }
         let _ = bucket.fetch_update(Relaxed, Relaxed, |word| {
             let (sent, accepts) = if tag(word) == current {
                 (requests(word), accepts(word))
@@ -201,6 +215,25 @@ mod tests {
         let word = throttle.buckets[(throttle.bucket_id(Instant::now()) % BUCKETS as u64) as usize]
             .load(Relaxed);
         assert_eq!((requests(word), accepts(word)), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_again_once_failures_return_after_a_window_without_any() {
+        let throttle = Throttle::new(ThrottleConfig::default(), 7);
+        for _ in 0..100 {
+            throttle.record(Class::ServerError, Instant::now());
+        }
+        assert!((0..100).any(|_| throttle.reject()));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        for _ in 0..100 {
+            throttle.record(Class::Success, Instant::now());
+        }
+        assert!((0..1_000).all(|_| !throttle.reject()));
+        // Failures in the window again: the buckets are read and the host is shed.
+        for _ in 0..400 {
+            throttle.record(Class::RateLimited, Instant::now());
+        }
+        assert!((0..100).any(|_| throttle.reject()));
     }
 
     #[test]
