@@ -320,6 +320,9 @@ const EVICTION_SAMPLE: usize = 16;
 const CACHE_GROUPS: usize = 4;
 /// How many hosts each group's cache holds.
 const CACHE_WAYS: usize = 4;
+/// The scheme a cached host is filed under when the request's URI has no authority (its
+/// `Host` header is the authority then).
+const ORIGIN_FORM: &str = "/";
 
 /// The cache group of the current thread.
 fn cache_group() -> usize {
@@ -344,7 +347,8 @@ struct CacheWays {
     next: usize,
 }
 
-/// A host as one URI spelled it: its scheme and authority, byte for byte.
+/// A host as one request spelled it: its URI's scheme and authority (or its `Host` header),
+/// byte for byte.
 struct Cached {
     generation: u64,
     scheme: Box<str>,
@@ -428,27 +432,37 @@ impl HostMap {
     /// thread group's cache for a host it used last.
     pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> HostRef {
         let uri = &parts.uri;
-        let Some(authority) = uri.authority() else {
-            return HostRef::Shared(self.get_or_insert(HostKey::of_parts(parts)));
+        // The host as the request spells it: the URI's scheme and authority, or for a URI
+        // without one, a scheme no URI has and the `Host` header.
+        let spelling = match uri.authority() {
+            Some(authority) => (uri.scheme_str().unwrap_or(""), authority.as_str()),
+            None => match parts.headers.get(http::header::HOST).map(|h| h.to_str()) {
+                None => (ORIGIN_FORM, ""),
+                Some(Ok(host)) => (ORIGIN_FORM, host),
+                Some(Err(_)) => {
+                    return HostRef::Shared(self.get_or_insert(HostKey::of_parts(parts)));
+                }
+            },
         };
-        let (authority, scheme) = (authority.as_str(), uri.scheme_str().unwrap_or(""));
         let generation = self.generation.load(Relaxed);
         let cache = &self.caches[cache_group()].0;
         {
             let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
             let hit = cache.ways.iter().flatten().find(|c| {
-                c.generation == generation && *c.authority == *authority && *c.scheme == *scheme
+                c.generation == generation
+                    && *c.authority == *spelling.1
+                    && *c.scheme == *spelling.0
             });
             if let Some(cached) = hit {
                 return HostRef::Local(cached.host.clone());
             }
         }
-        let Some(view) = UriHost::of(uri) else {
-            unreachable!("the URI has an authority");
-        };
-        let state = match self.find(&view) {
-            Some(state) => state,
-            None => self.insert(view.to_key()),
+        let state = match UriHost::of(uri) {
+            Some(view) => match self.find(&view) {
+                Some(state) => state,
+                None => self.insert(view.to_key()),
+            },
+            None => self.get_or_insert(HostKey::of_parts(parts)),
         };
         let host = Arc::new(LocalHost { state });
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -456,8 +470,8 @@ impl HostMap {
         cache.next = (way + 1) % CACHE_WAYS;
         cache.ways[way] = Some(Cached {
             generation,
-            scheme: scheme.into(),
-            authority: authority.into(),
+            scheme: spelling.0.into(),
+            authority: spelling.1.into(),
             host: host.clone(),
         });
         HostRef::Local(host)
@@ -624,6 +638,22 @@ mod tests {
         assert!(Arc::ptr_eq(
             origin_form.state(),
             &map.get_or_insert(HostKey::default())
+        ));
+        assert!(Arc::ptr_eq(
+            origin_form.state(),
+            map.get_or_insert_for(&parts("/other")).state()
+        ));
+        let mut with_host = parts("/path");
+        with_host
+            .headers
+            .insert(http::header::HOST, "API.example".parse().unwrap());
+        assert!(Arc::ptr_eq(
+            first.state(),
+            map.get_or_insert_for(&with_host).state()
+        ));
+        assert!(Arc::ptr_eq(
+            first.state(),
+            map.get_or_insert_for(&with_host).state()
         ));
         assert_eq!(map.len(), 3);
     }
