@@ -126,11 +126,12 @@ impl Gate for HostGate {
                 breaker.record(class.is_failure());
             }
         }
-        let now = Instant::now();
+        // One clock reading, measured once from the base the map and its throttles share.
+        let elapsed = self.hosts.since_base(Instant::now());
         if let Some(throttle) = &host.throttle {
-            throttle.record(class, now);
+            throttle.record_since(class, elapsed);
         }
-        self.hosts.mark_used(host, now);
+        self.hosts.mark_used(host, elapsed);
         host.health
             .record(!class.is_failure() && class != Class::RateLimited);
         let status = match class {

@@ -395,20 +395,29 @@ impl fmt::Debug for HostMap {
 }
 
 impl HostMap {
-    pub(crate) fn new(max_keys: usize, make: MakeHost) -> Self {
+    /// A map whose clock starts at `base` (its hosts' throttles count from the same).
+    pub(crate) fn new(max_keys: usize, make: MakeHost, base: Instant) -> Self {
         HostMap {
             entries: RwLock::new(HashMap::with_hasher(HostHashing { seed: rand_seed() })),
             max_keys: max_keys.max(1),
             make,
-            base: Instant::now(),
+            base,
             generation: AtomicU64::new(0),
             caches: Default::default(),
         }
     }
 
+    /// The time from the map's base to `at`.
+    pub(crate) fn since_base(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.base)
+    }
+
     /// `at` in milliseconds since the map was made.
     fn millis(&self, at: Instant) -> u64 {
-        let elapsed = at.saturating_duration_since(self.base);
+        Self::millis_of(self.since_base(at))
+    }
+
+    fn millis_of(elapsed: Duration) -> u64 {
         // Not `as_millis`, whose u128 division is a library call.
         elapsed
             .as_secs()
@@ -419,8 +428,9 @@ impl HostMap {
     /// Marks `state` used at `now`: what eviction goes by. The gate marks a host when it
     /// records an attempt's verdict, with the time it reads for the throttle anyway, so that a
     /// lookup reads no clock.
-    pub(crate) fn mark_used(&self, state: &HostState, now: Instant) {
-        let now = self.millis(now);
+    /// `elapsed` is the time since the map's base ([`since_base`](Self::since_base)).
+    pub(crate) fn mark_used(&self, state: &HostState, elapsed: Duration) {
+        let now = Self::millis_of(elapsed);
         // Written once a millisecond at most, not by every caller of a busy host.
         if state.last_used.load(Relaxed) != now {
             state.last_used.store(now, Relaxed);
@@ -624,7 +634,7 @@ mod tests {
         use super::super::pushback::PushbackConfig;
         let make: MakeHost =
             Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
-        let map = HostMap::new(4, make);
+        let map = HostMap::new(4, make, Instant::now());
         let first = map.get_or_insert_for(&parts("http://Api.Example/a"));
         let second = map.get_or_insert_for(&parts("HTTP://api.example:80/b?c"));
         let again = map.get_or_insert_for(&parts("http://Api.Example/c"));
@@ -663,7 +673,7 @@ mod tests {
         use super::super::pushback::PushbackConfig;
         let make: MakeHost =
             Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
-        let map = HostMap::new(1, make);
+        let map = HostMap::new(1, make, Instant::now());
         let first = map.get_or_insert_for(&parts("http://a.example/"));
         let cached = map.get_or_insert_for(&parts("http://a.example/"));
         assert!(Arc::ptr_eq(first.state(), cached.state()));
