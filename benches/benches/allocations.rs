@@ -112,6 +112,9 @@ fn main() {
             *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/");
             req
         };
+        // What the per-attempt timer costs a call that is answered at once.
+        "client no attempt timeout/fender" => ClientLayer::new().no_attempt_timeout()
+            .layer(answer()), ping;
         // A request naming its host only in a `Host` header, as a proxy's or a test's may.
         "client via Host header/fender" => ClientLayer::new().layer(answer()), || {
             let mut req = ping();
