@@ -112,6 +112,16 @@ fn main() {
             *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/");
             req
         };
+        // What the per-attempt timer costs a call that is answered at once.
+        "client no attempt timeout/fender" => ClientLayer::new().no_attempt_timeout()
+            .layer(answer()), ping;
+        // A request naming its host only in a `Host` header, as a proxy's or a test's may.
+        "client via Host header/fender" => ClientLayer::new().layer(answer()), || {
+            let mut req = ping();
+            req.headers_mut()
+                .insert(http::header::HOST, http::HeaderValue::from_static("127.0.0.1"));
+            req
+        };
         // The `envelope` benchmark's shape: the handler that reads the body and answers JSON,
         // a `GET` of a parsed absolute URI; with and without a browser's `Accept`.
         "envelope handler/bare" => tower::service_fn(fender_benches::handler::<Full<Bytes>>),

@@ -18,7 +18,10 @@
 //! Settings, from the environment: `LOOPBACK_ROUNDS` (rounds per variant, default 7),
 //! `LOOPBACK_SECS` (seconds per round, default 1.5), `LOOPBACK_CONNECTIONS` (default 8),
 //! `LOOPBACK_THREADS` (tokio worker threads, default the number of CPUs), `LOOPBACK_SIDE`
-//! (`server`, `client` or `both`, the default). The default run takes about 50 s.
+//! (`server`, `client` or `both`, the default), and `LOOPBACK_CLIENT`: which `ClientLayer` the
+//! client side measures, `new` (the default, as the README builds it), or `new` less one part,
+//! to see what that part costs end to end: `no-attempt-timeout`, `no-throttle`, `no-breaker`,
+//! `no-request-id`. The default run takes about 50 s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use fender::ClientLayer;
-use fender::envelope::ErrorEnvelopeLayer;
+use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
 use fender_benches::USER_JSON;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Uri};
@@ -48,6 +51,7 @@ struct Settings {
     threads: usize,
     server: bool,
     client: bool,
+    client_layer: String,
 }
 
 impl Settings {
@@ -76,6 +80,7 @@ impl Settings {
             .max(1),
             server: side != "client",
             client: side != "server",
+            client_layer: var("LOOPBACK_CLIENT", String::from("new")),
         }
     }
 }
@@ -229,6 +234,22 @@ where
     format!("| {title} | {bare:.0} | {stacked:.0} | {ratio:.1}% |")
 }
 
+/// The client stack `LOOPBACK_CLIENT` names.
+fn client_layer_named(name: &str) -> ClientLayer {
+    let layer = ClientLayer::new();
+    match name {
+        "new" => layer,
+        "no-attempt-timeout" => layer.no_attempt_timeout(),
+        "no-throttle" => layer.no_throttle(),
+        "no-breaker" => layer.no_breaker(),
+        "no-request-id" => layer.decode(DecodeEnvelopeLayer::new().generate_request_id(false)),
+        other => panic!(
+            "LOOPBACK_CLIENT must be new, no-attempt-timeout, no-throttle, no-breaker or \
+             no-request-id, got {other:?}"
+        ),
+    }
+}
+
 fn main() {
     let settings = Settings::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -243,7 +264,9 @@ fn main() {
         threads,
         server,
         client,
+        client_layer,
     } = settings;
+    let layer = client_layer_named(&client_layer);
     println!(
         "loopback: {rounds} rounds of {round:?} per variant, {connections} connections, \
          {threads} tokio worker threads\n"
@@ -275,10 +298,15 @@ fn main() {
                 Client::builder(TokioExecutor::new()).build_http();
             // As the README builds it.
             let stacked = ServiceBuilder::new()
-                .layer(ClientLayer::new())
+                .layer(layer)
                 .service(Client::builder(TokioExecutor::new()).build_http());
+            let title = if client_layer == "new" {
+                String::from("client: bare hyper-util Client vs ClientLayer")
+            } else {
+                format!("client: bare hyper-util Client vs ClientLayer, {client_layer}")
+            };
             let line = compare(
-                "client: bare hyper-util Client vs ClientLayer",
+                &title,
                 rounds,
                 || drive_client(bare.clone(), uri.clone(), connections, round),
                 || drive_client(stacked.clone(), uri.clone(), connections, round),

@@ -8,7 +8,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 
 use super::breaker::BreakerPermit;
-use super::host::{HostMap, HostState};
+use super::host::{HostMap, HostRef, HostState};
 use super::pushback::Verdict;
 use crate::ApiError;
 use crate::classify::Class;
@@ -48,7 +48,7 @@ impl Drop for HostPermit {
 /// The host state a request keeps between its attempts.
 #[derive(Debug)]
 pub struct HostScope {
-    host: Arc<HostState>,
+    host: HostRef,
 }
 
 impl Gate for HostGate {
@@ -62,7 +62,7 @@ impl Gate for HostGate {
     }
 
     fn admit(&self, scope: &HostScope, ctx: AdmitContext) -> Admission<HostPermit> {
-        let host = &scope.host;
+        let host = scope.host.state();
         let probe = match host.pushback.admit(ctx.remaining, ctx.max_wait) {
             Verdict::Go { probe } => probe,
             Verdict::Wait(wait) => return Admission::Wait(wait),
@@ -101,7 +101,7 @@ impl Gate for HostGate {
     }
 
     fn healthy(&self, scope: &HostScope) -> bool {
-        scope.host.health.is_healthy()
+        scope.host.state().health.is_healthy()
     }
 
     fn record(
@@ -112,7 +112,7 @@ impl Gate for HostGate {
         retry_after: Option<Duration>,
     ) {
         let probe = permit.probe.take().is_some();
-        let host = &scope.host;
+        let host = scope.host.state();
         if let Some(breaker) = permit.breaker.take() {
             // A retry that fails again while the circuit is closed is no new evidence: its
             // request's first failure was counted. Without this a herd that failed together
@@ -128,11 +128,12 @@ impl Gate for HostGate {
                 breaker.record(class.is_failure());
             }
         }
-        let now = Instant::now();
+        // One clock reading, measured once from the base the map and its throttles share.
+        let elapsed = self.hosts.since_base(Instant::now());
         if let Some(throttle) = &host.throttle {
-            throttle.record(class, now);
+            throttle.record_since(class, elapsed);
         }
-        self.hosts.mark_used(host, now);
+        self.hosts.mark_used(host, elapsed);
         host.health
             .record(!class.is_failure() && class != Class::RateLimited);
         let status = match class {

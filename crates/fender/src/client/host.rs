@@ -5,8 +5,8 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use http::Uri;
@@ -297,15 +297,95 @@ impl Hasher for HostHasher {
 /// evicts one of a small sample of entries: the least recently used quiet one (closed circuit,
 /// no pushback), or the least recently used if none is quiet. The sample keeps eviction O(1)
 /// whatever the map's size, while open circuits of bad hosts are kept the longest.
+///
+/// In front of the map, each group of threads keeps the few hosts it used last
+/// ([`HostCache`]), found by the URI's authority as it is spelled: a request to one of them
+/// takes no shared lock, hashes nothing, and clones a reference of its own group's, so threads
+/// calling one busy host write no cache line in common.
 pub(crate) struct HostMap {
     entries: RwLock<HashMap<HostKey, Arc<HostState>, HostHashing>>,
     max_keys: usize,
     make: MakeHost,
     base: Instant,
+    /// Bumped by every eviction: a cached host of an older generation is looked up again.
+    generation: AtomicU64,
+    caches: [HostCache; CACHE_GROUPS],
 }
 
 /// How many entries one eviction looks at.
 const EVICTION_SAMPLE: usize = 16;
+
+/// How many groups of threads keep a cache of their own (a thread's group is fixed when it
+/// first looks a host up, in turn).
+const CACHE_GROUPS: usize = 4;
+/// How many hosts each group's cache holds.
+const CACHE_WAYS: usize = 4;
+/// The scheme a cached host is filed under when the request's URI has no authority (its
+/// `Host` header is the authority then).
+const ORIGIN_FORM: &str = "/";
+
+/// The cache group of the current thread.
+fn cache_group() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static GROUP: usize = NEXT.fetch_add(1, Relaxed) % CACHE_GROUPS;
+    }
+    // During thread teardown: any group will do, the lock keeps it correct.
+    GROUP.try_with(|g| *g).unwrap_or(0)
+}
+
+/// The hosts one group of threads used last, on cache lines of its own. The lock is the
+/// group's own, so it is all but never contended.
+#[repr(align(128))]
+#[derive(Default)]
+struct HostCache(Mutex<CacheWays>);
+
+#[derive(Default)]
+struct CacheWays {
+    ways: [Option<Cached>; CACHE_WAYS],
+    /// The way the next miss replaces.
+    next: usize,
+}
+
+/// A host as one request spelled it: its URI's scheme and authority (or its `Host` header),
+/// byte for byte.
+struct Cached {
+    generation: u64,
+    scheme: Box<str>,
+    authority: Box<str>,
+    host: Arc<LocalHost>,
+}
+
+/// One cache group's reference to a host's state: a request clones this (a count on its
+/// group's line) instead of the state's own `Arc`, which every group would write.
+#[repr(align(128))]
+pub(crate) struct LocalHost {
+    pub(crate) state: Arc<HostState>,
+}
+
+/// The host state one request holds: through its cache group's reference when the host came
+/// from the cache, else directly.
+pub(crate) enum HostRef {
+    Local(Arc<LocalHost>),
+    Shared(Arc<HostState>),
+}
+
+impl HostRef {
+    /// The state.
+    #[inline]
+    pub(crate) fn state(&self) -> &Arc<HostState> {
+        match self {
+            HostRef::Local(local) => &local.state,
+            HostRef::Shared(state) => state,
+        }
+    }
+}
+
+impl fmt::Debug for HostRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self.state(), f)
+    }
+}
 
 impl fmt::Debug for HostMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,18 +395,29 @@ impl fmt::Debug for HostMap {
 }
 
 impl HostMap {
-    pub(crate) fn new(max_keys: usize, make: MakeHost) -> Self {
+    /// A map whose clock starts at `base` (its hosts' throttles count from the same).
+    pub(crate) fn new(max_keys: usize, make: MakeHost, base: Instant) -> Self {
         HostMap {
             entries: RwLock::new(HashMap::with_hasher(HostHashing { seed: rand_seed() })),
             max_keys: max_keys.max(1),
             make,
-            base: Instant::now(),
+            base,
+            generation: AtomicU64::new(0),
+            caches: Default::default(),
         }
+    }
+
+    /// The time from the map's base to `at`.
+    pub(crate) fn since_base(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.base)
     }
 
     /// `at` in milliseconds since the map was made.
     fn millis(&self, at: Instant) -> u64 {
-        let elapsed = at.saturating_duration_since(self.base);
+        Self::millis_of(self.since_base(at))
+    }
+
+    fn millis_of(elapsed: Duration) -> u64 {
         // Not `as_millis`, whose u128 division is a library call.
         elapsed
             .as_secs()
@@ -337,8 +428,9 @@ impl HostMap {
     /// Marks `state` used at `now`: what eviction goes by. The gate marks a host when it
     /// records an attempt's verdict, with the time it reads for the throttle anyway, so that a
     /// lookup reads no clock.
-    pub(crate) fn mark_used(&self, state: &HostState, now: Instant) {
-        let now = self.millis(now);
+    /// `elapsed` is the time since the map's base ([`since_base`](Self::since_base)).
+    pub(crate) fn mark_used(&self, state: &HostState, elapsed: Duration) {
+        let now = Self::millis_of(elapsed);
         // Written once a millisecond at most, not by every caller of a busy host.
         if state.last_used.load(Relaxed) != now {
             state.last_used.store(now, Relaxed);
@@ -346,15 +438,53 @@ impl HostMap {
     }
 
     /// The state of the host of a request's head, made if there is none; by the rule of
-    /// [`HostKey::of_parts`], without making a key for a host already known.
-    pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> Arc<HostState> {
-        let Some(view) = UriHost::of(&parts.uri) else {
-            return self.get_or_insert(HostKey::of_parts(parts));
+    /// [`HostKey::of_parts`], without making a key for a host already known, and from the
+    /// thread group's cache for a host it used last.
+    pub(crate) fn get_or_insert_for(&self, parts: &http::request::Parts) -> HostRef {
+        let uri = &parts.uri;
+        // The host as the request spells it: the URI's scheme and authority, or for a URI
+        // without one, a scheme no URI has and the `Host` header.
+        let spelling = match uri.authority() {
+            Some(authority) => (uri.scheme_str().unwrap_or(""), authority.as_str()),
+            None => match parts.headers.get(http::header::HOST).map(|h| h.to_str()) {
+                None => (ORIGIN_FORM, ""),
+                Some(Ok(host)) => (ORIGIN_FORM, host),
+                Some(Err(_)) => {
+                    return HostRef::Shared(self.get_or_insert(HostKey::of_parts(parts)));
+                }
+            },
         };
-        if let Some(state) = self.find(&view) {
-            return state;
+        let generation = self.generation.load(Relaxed);
+        let cache = &self.caches[cache_group()].0;
+        {
+            let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let hit = cache.ways.iter().flatten().find(|c| {
+                c.generation == generation
+                    && *c.authority == *spelling.1
+                    && *c.scheme == *spelling.0
+            });
+            if let Some(cached) = hit {
+                return HostRef::Local(cached.host.clone());
+            }
         }
-        self.insert(view.to_key())
+        let state = match UriHost::of(uri) {
+            Some(view) => match self.find(&view) {
+                Some(state) => state,
+                None => self.insert(view.to_key()),
+            },
+            None => self.get_or_insert(HostKey::of_parts(parts)),
+        };
+        let host = Arc::new(LocalHost { state });
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let way = cache.next;
+        cache.next = (way + 1) % CACHE_WAYS;
+        cache.ways[way] = Some(Cached {
+            generation,
+            scheme: spelling.0.into(),
+            authority: spelling.1.into(),
+            host: host.clone(),
+        });
+        HostRef::Local(host)
     }
 
     /// The state of `key`'s host, made if there is none.
@@ -387,6 +517,8 @@ impl HostMap {
                 .map(|(k, _)| k.clone());
             if let Some(victim) = victim {
                 entries.remove(&victim);
+                // Cached references to the victim are looked up again.
+                self.generation.fetch_add(1, Relaxed);
             }
         }
         let state = Arc::new((self.make)(&key));
@@ -502,19 +634,55 @@ mod tests {
         use super::super::pushback::PushbackConfig;
         let make: MakeHost =
             Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
-        let map = HostMap::new(4, make);
+        let map = HostMap::new(4, make, Instant::now());
         let first = map.get_or_insert_for(&parts("http://Api.Example/a"));
         let second = map.get_or_insert_for(&parts("HTTP://api.example:80/b?c"));
+        let again = map.get_or_insert_for(&parts("http://Api.Example/c"));
         let by_key = map.get_or_insert(HostKey::new("http", "api.example", Some(80)));
-        assert!(Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&first, &by_key));
+        assert!(Arc::ptr_eq(first.state(), second.state()));
+        assert!(Arc::ptr_eq(first.state(), again.state()));
+        assert!(Arc::ptr_eq(first.state(), &by_key));
         let other = map.get_or_insert_for(&parts("https://api.example/"));
-        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(!Arc::ptr_eq(first.state(), other.state()));
         let origin_form = map.get_or_insert_for(&parts("/path"));
         assert!(Arc::ptr_eq(
-            &origin_form,
+            origin_form.state(),
             &map.get_or_insert(HostKey::default())
         ));
+        assert!(Arc::ptr_eq(
+            origin_form.state(),
+            map.get_or_insert_for(&parts("/other")).state()
+        ));
+        let mut with_host = parts("/path");
+        with_host
+            .headers
+            .insert(http::header::HOST, "API.example".parse().unwrap());
+        assert!(Arc::ptr_eq(
+            first.state(),
+            map.get_or_insert_for(&with_host).state()
+        ));
+        assert!(Arc::ptr_eq(
+            first.state(),
+            map.get_or_insert_for(&with_host).state()
+        ));
         assert_eq!(map.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_evicted_from_the_map_is_not_served_from_a_threads_cache() {
+        use super::super::pushback::PushbackConfig;
+        let make: MakeHost =
+            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
+        let map = HostMap::new(1, make, Instant::now());
+        let first = map.get_or_insert_for(&parts("http://a.example/"));
+        let cached = map.get_or_insert_for(&parts("http://a.example/"));
+        assert!(Arc::ptr_eq(first.state(), cached.state()));
+        // A second host evicts the first from a map of one.
+        map.get_or_insert_for(&parts("http://b.example/"));
+        assert_eq!(map.keys(), vec![HostKey::new("http", "b.example", None)]);
+        let later = map.get_or_insert_for(&parts("http://a.example/"));
+        assert!(!Arc::ptr_eq(first.state(), later.state()));
+        assert_eq!(map.keys(), vec![HostKey::new("http", "a.example", None)]);
     }
 
     #[test]

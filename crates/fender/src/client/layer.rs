@@ -220,15 +220,16 @@ impl<C> ClientLayer<C> {
                     .as_ref()
                     .and_then(|b| b.seed)
                     .unwrap_or_else(rand::random);
+                let base = tokio::time::Instant::now();
                 let make: MakeHost = Arc::new(move |key| {
                     let salt = crate::circuit_breaker::ramp::splitmix(seed ^ hash(key));
                     HostState::new(
                         breaker.clone().map(|config| BreakerCell::new(config, key)),
                         Pushback::new(pushback, salt),
-                        throttle.map(|t| Throttle::new(t, salt.rotate_left(17))),
+                        throttle.map(|t| Throttle::new(t, salt.rotate_left(17), base)),
                     )
                 });
-                Arc::new(HostMap::new(self.max_keys, make))
+                Arc::new(HostMap::new(self.max_keys, make, base))
             })
             .clone()
     }

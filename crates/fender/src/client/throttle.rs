@@ -71,25 +71,36 @@ pub(crate) struct Throttle {
     /// The bucket width in nanoseconds.
     width: u64,
     buckets: [AtomicU64; BUCKETS],
+    /// One more than the id of the latest bucket that counted an attempt the host did not
+    /// accept (0: none yet). Written only when one is counted, so a healthy host's callers
+    /// share its line read-only; while it is out of the window, nothing can be refused.
+    unaccepted: AtomicU64,
     rng: AtomicU64,
 }
 
 impl Throttle {
-    pub(crate) fn new(config: ThrottleConfig, seed: u64) -> Self {
+    /// A throttle counting from `base` (the host map's, so that the gate measures the time
+    /// since it once for both; see [`record_since`](Self::record_since)).
+    pub(crate) fn new(config: ThrottleConfig, seed: u64, base: Instant) -> Self {
         let width = u64::try_from((config.window / BUCKETS as u32).as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
         Throttle {
             config,
-            base: Instant::now(),
+            base,
             width,
             buckets: Default::default(),
+            unaccepted: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
         }
     }
 
     fn bucket_id(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.base);
+        self.bucket_of(now.saturating_duration_since(self.base))
+    }
+
+    /// The bucket of a time `elapsed` after the base.
+    fn bucket_of(&self, elapsed: Duration) -> u64 {
         let nanos = elapsed
             .as_secs()
             .saturating_mul(1_000_000_000)
@@ -105,7 +116,17 @@ impl Throttle {
     /// the traffic). Counting only attempts sent, the throttle sheds nothing while the host
     /// accepts at least `1/K` of them, and `1 - K · accepted/sent` of new requests below that.
     pub(crate) fn reject(&self) -> bool {
+        // Without an unaccepted attempt in the window, sent equals accepted and, with K at
+        // least 1, nothing is refused: the ten buckets need not be read (nor, if there never
+        // was one, the clock).
+        let unaccepted = self.unaccepted.load(Relaxed);
+        if self.config.k >= 1.0 && unaccepted == 0 {
+            return false;
+        }
         let id = self.bucket_id(Instant::now());
+        if self.config.k >= 1.0 && unaccepted + BUCKETS as u64 <= id + 1 {
+            return false;
+        }
         let (mut sent, mut accepted) = (0u64, 0u64);
         let current = id % BUCKETS as u64;
         for (slot, bucket) in self.buckets.iter().enumerate() {
@@ -143,11 +164,20 @@ impl Throttle {
 
     /// Counts one attempt that ended at `now` and whether the host accepted it (anything but a
     /// failure or a 429).
-    pub(crate) fn record(&self, class: Class, now: Instant) {
+    #[cfg(test)]
+    fn record(&self, class: Class, now: Instant) {
+        self.record_since(class, now.saturating_duration_since(self.base));
+    }
+
+    /// [`record`](Self::record) of an attempt that ended `elapsed` after the base.
+    pub(crate) fn record_since(&self, class: Class, elapsed: Duration) {
         let accepted = u64::from(!class.is_failure() && class != Class::RateLimited);
-        let id = self.bucket_id(now);
+        let id = self.bucket_of(elapsed);
         let current = id & TAG_MASK;
         let bucket = &self.buckets[(id % BUCKETS as u64) as usize];
+        if accepted == 0 {
+            self.unaccepted.fetch_max(id + 1, Relaxed);
+        }
         let _ = bucket.fetch_update(Relaxed, Relaxed, |word| {
             let (sent, accepts) = if tag(word) == current {
                 (requests(word), accepts(word))
@@ -169,7 +199,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sheds_nothing_while_the_host_accepts_half_and_some_once_it_accepts_none() {
-        let throttle = Throttle::new(ThrottleConfig::default(), 7);
+        let throttle = Throttle::new(ThrottleConfig::default(), 7, Instant::now());
         for i in 0..100 {
             let class = if i % 2 == 0 {
                 Class::Success
@@ -189,7 +219,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn counts_older_than_the_window_are_forgotten() {
-        let throttle = Throttle::new(ThrottleConfig::default(), 7);
+        let throttle = Throttle::new(ThrottleConfig::default(), 7, Instant::now());
         for _ in 0..100 {
             throttle.record(Class::ServerError, Instant::now());
         }
@@ -201,6 +231,25 @@ mod tests {
         let word = throttle.buckets[(throttle.bucket_id(Instant::now()) % BUCKETS as u64) as usize]
             .load(Relaxed);
         assert_eq!((requests(word), accepts(word)), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_again_once_failures_return_after_a_window_without_any() {
+        let throttle = Throttle::new(ThrottleConfig::default(), 7, Instant::now());
+        for _ in 0..100 {
+            throttle.record(Class::ServerError, Instant::now());
+        }
+        assert!((0..100).any(|_| throttle.reject()));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        for _ in 0..100 {
+            throttle.record(Class::Success, Instant::now());
+        }
+        assert!((0..1_000).all(|_| !throttle.reject()));
+        // Failures in the window again: the buckets are read and the host is shed.
+        for _ in 0..400 {
+            throttle.record(Class::RateLimited, Instant::now());
+        }
+        assert!((0..100).any(|_| throttle.reject()));
     }
 
     #[test]

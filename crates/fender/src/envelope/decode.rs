@@ -152,13 +152,17 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let sent_id = match req.headers().get(&X_REQUEST_ID) {
-            Some(id) => Some(id.clone()),
+            Some(id) => SentId::Given(id.clone()),
             None if self.config.generate_request_id => {
                 let id = new_request_id().into_header_value();
-                req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-                Some(id)
+                let sent = match id.as_bytes().try_into() {
+                    Ok(text) => SentId::Made(text),
+                    Err(_) => SentId::Given(id.clone()),
+                };
+                req.headers_mut().insert(X_REQUEST_ID.clone(), id);
+                sent
             }
-            None => None,
+            None => SentId::None,
         };
         DecodeFuture {
             state: DecodeState::Calling {
@@ -170,12 +174,33 @@ where
     }
 }
 
+/// The request id a request was sent with, kept for the error its response may become.
+#[derive(Debug)]
+enum SentId {
+    None,
+    /// An id this layer made (a UUID's 36 characters), copied: cheaper than a clone of the
+    /// header value's shared bytes and its drop, on every request.
+    Made([u8; 36]),
+    /// The caller's.
+    Given(HeaderValue),
+}
+
+impl SentId {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            SentId::None => None,
+            SentId::Made(text) => std::str::from_utf8(text).ok(),
+            SentId::Given(value) => value.to_str().ok(),
+        }
+    }
+}
+
 pin_project! {
     /// The response future of [`DecodeEnvelope`].
     pub struct DecodeFuture<F, B> {
         #[pin]
         state: DecodeState<F, B>,
-        sent_id: Option<HeaderValue>,
+        sent_id: SentId,
         config: DecodeConfig,
     }
 }
@@ -216,11 +241,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let sent_id = this.sent_id.as_ref().and_then(|v| v.to_str().ok());
         match this.state.as_mut().project() {
             DecodeStateProj::Calling { future } => match ready!(future.poll(cx)) {
                 Ok(res) if res.status().as_u16() < 400 => Poll::Ready(Ok(res)),
                 Ok(res) => {
+                    let sent_id = this.sent_id.as_str();
                     let (parts, body) = res.into_parts();
                     this.state.set(DecodeState::Reading {
                         read: ReadBounded::new(body, this.config.body_limit),
@@ -232,10 +257,12 @@ where
                 }
                 Err(err) => {
                     let api = ApiError::from_error(err.into());
-                    Poll::Ready(Err(with_id(api, sent_id)))
+                    Poll::Ready(Err(with_id(api, this.sent_id.as_str())))
                 }
             },
-            DecodeStateProj::Reading { .. } => self_poll_reading(this.state, cx, sent_id),
+            DecodeStateProj::Reading { .. } => {
+                self_poll_reading(this.state, cx, this.sent_id.as_str())
+            }
         }
     }
 }
