@@ -444,8 +444,13 @@ impl HostMap {
         let uri = &parts.uri;
         // The host as the request spells it: the URI's scheme and authority, or for a URI
         // without one, a scheme no URI has and the `Host` header.
+        // Userinfo is left out, so that the cache never holds credentials.
         let spelling = match uri.authority() {
-            Some(authority) => (uri.scheme_str().unwrap_or(""), authority.as_str()),
+            Some(authority) => {
+                let spelled = authority.as_str();
+                let host = spelled.rsplit_once('@').map_or(spelled, |(_, host)| host);
+                (uri.scheme_str().unwrap_or(""), host)
+            }
             None => match parts.headers.get(http::header::HOST).map(|h| h.to_str()) {
                 None => (ORIGIN_FORM, ""),
                 Some(Ok(host)) => (ORIGIN_FORM, host),
@@ -665,6 +670,8 @@ mod tests {
             first.state(),
             map.get_or_insert_for(&with_host).state()
         ));
+        let with_credentials = map.get_or_insert_for(&parts("http://user:secret@api.example/"));
+        assert!(Arc::ptr_eq(first.state(), with_credentials.state()));
         assert_eq!(map.len(), 3);
     }
 
