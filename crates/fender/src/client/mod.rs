@@ -39,7 +39,7 @@
 //!   outage, and a retry's repeated failure is not counted again.
 //! - **S2, p = 0.50.** The upstream still serves half its requests, so nothing cuts it off.
 //!   The retry budget bounds the extra load and adaptive throttling sheds only what the host
-//!   refuses beyond `K = 2` times its accepts: worst seed 59.95% at 1.23x (none: 48.90%,
+//!   refuses beyond `K = 2` times its accepts: worst seed 59.97% at 1.23x (none: 48.90%,
 //!   tower::retry with a `TpsBudget` 60.72% at 1.24x).
 //! - **S3, a 45, 60 or 70 s outage.** The breaker opens on the contract's five consecutive
 //!   failures, sends three probes per open period and ramps back: outage load 0.002x–0.004x,
