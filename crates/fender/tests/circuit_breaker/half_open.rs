@@ -171,3 +171,30 @@ async fn a_growing_open_duration_doubles_with_jitter_up_to_its_cap() {
 fn zero_probes_is_rejected_where_it_is_set() {
     let _ = CircuitBreakerLayer::new().half_open_probes(0);
 }
+
+#[test]
+#[should_panic(expected = "reopen_after: must be 1 to 65535, got 0")]
+fn a_round_that_no_failure_could_end_is_rejected_where_it_is_set() {
+    let _ = CircuitBreakerLayer::new().reopen_after(0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_largest_reopen_count_keeps_a_failing_host_half_open_and_probing() {
+    // 65,535 failures in a row are allowed; well short of them the circuit is still half-open,
+    // and its probe slots are all free again after each failure.
+    let layer = CircuitBreakerLayer::new().no_ramp().reopen_after(65_535);
+    let handle = layer.handle();
+    let echo = Echo::default();
+    let svc = layer.layer(echo.clone());
+    trip(&svc).await;
+    advance(Duration::from_secs(30)).await;
+    for _ in 0..1_000 {
+        send(&svc, down()).await.unwrap();
+    }
+    assert_eq!(handle.state(), State::HalfOpen);
+    assert_eq!(echo.calls(), 5 + 1_000);
+    for _ in 0..3 {
+        send(&svc, ok()).await.unwrap();
+    }
+    assert_eq!(handle.state(), State::Closed);
+}
