@@ -65,14 +65,15 @@
 //! the contract's times scaled by 1/15: with a truthful rate limiter the stack sends nothing
 //! while a `Retry-After` runs (a bare client sent 169 requests into running waits and was
 //! blocked for the whole phase) and succeeds 95–98% against the bare client's 15%; in a flaky
-//! phase (30% 503, 10% resets) 87–93% against 58–63%; in the outage it sends 0.03x of the bare
-//! client's load; in recovery it loses less than the rest of the open period plus the ramp.
+//! phase (30% 503, 10% resets) 87–93% against 58–63%; in the outage it sends 0.07–0.10x of the
+//! bare client's load (three probes per open period); in recovery it loses less than the rest of the open period plus the ramp.
 //! The demo runs in real time, so which requests are in flight together varies from run to run:
-//! in about one run in twenty-five (seen with seed 8) the breaker opens on five consecutive
-//! failures within a second of the flaky phase's start, as S7 does. It closes again after the
-//! one open period (2 s scaled) and stays closed; that run loses the open period's requests
-//! (flaky 52% against the bare client's 62%, total 54.8% against 51.2%), where before the host
-//! stayed cut off for the whole phase (flaky 2%, total 42%).
+//! in about one run in thirty the breaker opens on five consecutive failures within a second of
+//! the flaky phase's start, as S7 does (the held requests of the rate-limited phase go out in a
+//! burst there, into the flaky upstream). It closes again after the one open period (2 s
+//! scaled) and stays closed; that run loses the open period's requests (flaky 51% against the
+//! bare client's 62%, total 55% against 51%), where before the host stayed cut off for the
+//! whole phase (flaky 2%, total 42%).
 //!
 //! # Example
 //!
