@@ -180,9 +180,22 @@ where
 #[derive(Clone, Default)]
 pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Logs {
+thread_local! {
+    /// The capture of the current thread, if one is installed.
+    static CAPTURE: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Where the test binary's one subscriber writes: the current thread's capture, or nowhere.
+#[derive(Clone, Copy)]
+struct ToCapture;
+
+impl std::io::Write for ToCapture {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CAPTURE.with(|c| {
+            if let Some(logs) = c.borrow_mut().as_mut() {
+                logs.0.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
@@ -191,16 +204,35 @@ impl std::io::Write for Logs {
     }
 }
 
+/// Ends a capture when dropped.
+pub(crate) struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl Logs {
     /// Captures every tracing event of the current thread until the guard is dropped.
-    pub(crate) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+    ///
+    /// One global subscriber serves the whole test binary and writes to the capture of the
+    /// thread an event happens on. A per-test default subscriber would race with the other
+    /// tests: a callsite first hit on a thread without one could be cached as never enabled,
+    /// and the capture would see nothing.
+    pub(crate) fn capture() -> (Logs, CaptureGuard) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ToCapture)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
         let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, CaptureGuard(()))
     }
 
     pub(crate) fn text(&self) -> String {
