@@ -22,7 +22,7 @@ use super::error::{CircuitOpen, Reason};
 use super::policy::{Config, Trip};
 use super::ramp::{self, GOLDEN, RampSequence, splitmix};
 use super::state::{State, StateChange};
-use super::state_word::{Fields, Kind, Mark, RoundWord, StateWord};
+use super::state_word::{Fields, Kind, Mark, RoundWord, StateWord, update_round};
 use super::sync::{
     self, AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
@@ -366,22 +366,10 @@ impl Machine {
 
     /// Gives back a probe slot of round `epoch` that will record no outcome.
     pub(super) fn release_probe(&self, epoch: u64) {
-        let mut current = self.probes.load(Acquire);
-        loop {
-            let Fields::Current(in_flight @ 1.., successes) =
-                RoundWord::from_bits(current).fields(epoch)
-            else {
-                return;
-            };
-            let next = RoundWord::new(epoch, in_flight - 1, successes);
-            match self
-                .probes
-                .compare_exchange_weak(current, next.bits(), AcqRel, Acquire)
-            {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
+        update_round(&self.probes, epoch, |fields| match fields {
+            Fields::Current(in_flight @ 1.., successes) => Some((in_flight - 1, successes)),
+            _ => None,
+        });
     }
 
     /// Opens the circuit from the closed or half-open word `w`.

@@ -10,7 +10,7 @@
 use super::chance;
 use super::machine::{Machine, Ticket, Transition};
 use super::policy::Trip;
-use super::state_word::{Fields, Kind, RoundWord, StateWord};
+use super::state_word::{Fields, Kind, RoundWord, StateWord, update_round};
 use super::sync::{
     self,
     Ordering::{AcqRel, Acquire, Relaxed},
@@ -41,10 +41,8 @@ impl Machine {
         match ticket {
             Ticket::Closed { epoch, .. } if self.load().epoch() == epoch => {
                 self.counters.outcome(group, true);
-                if self.config.chance_runs && matches!(self.config.trip, Trip::Consecutive(_)) {
-                    self.recent
-                        .note(self.ms(sync::now()), self.counters.totals());
-                }
+                self.recent
+                    .note(self.ms(sync::now()), self.counters.totals());
             }
             _ => self.record(group, ticket, true),
         }
@@ -193,55 +191,35 @@ impl Machine {
     /// Frees the probe's slot and counts its success; the round's successes so far, or `None`
     /// if the round is over.
     fn count_probe_success(&self, epoch: u64) -> Option<u16> {
-        let mut current = self.probes.load(Acquire);
-        loop {
-            let Fields::Current(in_flight, successes) = RoundWord::from_bits(current).fields(epoch)
-            else {
-                return None;
-            };
-            let successes = successes.saturating_add(1);
-            let next = RoundWord::new(epoch, in_flight.saturating_sub(1), successes);
-            match self
-                .probes
-                .compare_exchange_weak(current, next.bits(), AcqRel, Acquire)
-            {
-                Ok(_) => return Some(successes),
-                Err(actual) => current = actual,
+        update_round(&self.probes, epoch, |fields| match fields {
+            Fields::Current(in_flight, successes) => {
+                Some((in_flight.saturating_sub(1), successes.saturating_add(1)))
             }
-        }
+            Fields::Fresh | Fields::Later => None,
+        })
+        .map(|(_, successes)| successes)
     }
 
     /// Ends the run of failed probes of round `epoch` after a successful one.
     fn end_probe_failure_run(&self, epoch: u64) {
-        let mut current = self.probe_failures.load(Acquire);
-        while let Fields::Current(all, 1..) = RoundWord::from_bits(current).fields(epoch) {
-            let reset = RoundWord::new(epoch, all, 0).bits();
-            match self
-                .probe_failures
-                .compare_exchange_weak(current, reset, AcqRel, Acquire)
-            {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
+        update_round(&self.probe_failures, epoch, |fields| match fields {
+            Fields::Current(all, 1..) => Some((all, 0)),
+            _ => None,
+        });
     }
 
     /// Counts a failed probe of round `epoch`; the round's failed probes in a row so far, or
     /// `None` if the round is over.
     fn count_probe_failure(&self, epoch: u64) -> Option<u16> {
-        let mut current = self.probe_failures.load(Acquire);
-        loop {
-            let (all, failures) = RoundWord::from_bits(current).counts(epoch)?;
-            let failures = failures.saturating_add(1);
-            let next = RoundWord::new(epoch, all.saturating_add(1), failures);
-            match self
-                .probe_failures
-                .compare_exchange_weak(current, next.bits(), AcqRel, Acquire)
-            {
-                Ok(_) => return Some(failures),
-                Err(actual) => current = actual,
-            }
-        }
+        update_round(&self.probe_failures, epoch, |fields| {
+            let (all, in_a_row) = match fields {
+                Fields::Current(all, in_a_row) => (all, in_a_row),
+                Fields::Fresh => (0, 0),
+                Fields::Later => return None,
+            };
+            Some((all.saturating_add(1), in_a_row.saturating_add(1)))
+        })
+        .map(|(_, in_a_row)| in_a_row)
     }
 
     /// A call that will record no outcome (its future was dropped, or the inner service

@@ -18,6 +18,10 @@
 //!   the transition as having just happened.
 
 use super::state::State;
+use super::sync::{
+    AtomicU64,
+    Ordering::{AcqRel, Acquire},
+};
 
 /// The kind of state a [`StateWord`] is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +151,26 @@ impl RoundWord {
             Fields::Current(high, low) => Some((high, low)),
             Fields::Fresh => Some((0, 0)),
             Fields::Later => None,
+        }
+    }
+}
+
+/// Moves the round word `word` of round `epoch` from its fields to `next(fields)`, retrying
+/// while other writers move it first; `None` from `next` leaves it as it is. Returns the fields
+/// written, or `None` when nothing was.
+#[inline]
+pub(crate) fn update_round(
+    word: &AtomicU64,
+    epoch: u64,
+    next: impl Fn(Fields) -> Option<(u16, u16)>,
+) -> Option<(u16, u16)> {
+    let mut current = word.load(Acquire);
+    loop {
+        let (high, low) = next(RoundWord::from_bits(current).fields(epoch))?;
+        let bits = RoundWord::new(epoch, high, low).bits();
+        match word.compare_exchange_weak(current, bits, AcqRel, Acquire) {
+            Ok(_) => return Some((high, low)),
+            Err(actual) => current = actual,
         }
     }
 }
