@@ -354,54 +354,36 @@ mod client {
         assert_eq!(m.counter(ATTEMPTS_TOTAL, &[("class", "server_error")]), 3);
     }
 
+    /// A failure that opens a one-failure breaker on `flaky.test`, then, after its open period,
+    /// one probe that succeeds: the circuit is left half-open with `close_after(2)`, and
+    /// recovering with `close_after(1)`.
+    async fn trip_and_probe_once(close_after: u32, replies: Vec<Reply>) {
+        let upstream = Upstream::new(Plan::sequence(replies));
+        let layer = ClientLayer::new()
+            .retry(RetryLayer::new().max_attempts(1))
+            .breaker(
+                CircuitBreakerLayer::new()
+                    .consecutive_failures(1)
+                    .open_duration(Duration::from_secs(1))
+                    .half_open_probes(1)
+                    .close_after(close_after)
+                    .ramp(Duration::from_secs(30)),
+            )
+            .no_throttle();
+        let svc = layer.layer(upstream.service());
+        let _ = svc.clone().oneshot(get("http://flaky.test/")).await;
+        tokio::time::advance(Duration::from_secs(2)).await;
+        svc.oneshot(get("http://flaky.test/")).await.unwrap();
+    }
+
     #[test]
     fn the_circuit_gauge_reads_two_while_half_open_and_three_while_recovering() {
         let key = host("http://flaky.test/");
-        let m = recorded(|| async {
-            let upstream = Upstream::new(Plan::sequence([
-                Reply::status(503),
-                Reply::ok(),
-                Reply::ok(),
-            ]));
-            let layer = ClientLayer::new()
-                .retry(RetryLayer::new().max_attempts(1))
-                .breaker(
-                    CircuitBreakerLayer::new()
-                        .consecutive_failures(1)
-                        .open_duration(Duration::from_secs(1))
-                        .half_open_probes(1)
-                        .close_after(2)
-                        .ramp(Duration::from_secs(30)),
-                )
-                .no_throttle();
-            let svc = layer.layer(upstream.service());
-            let _ = svc.clone().oneshot(get("http://flaky.test/")).await;
-            tokio::time::advance(Duration::from_secs(2)).await;
-            svc.clone()
-                .oneshot(get("http://flaky.test/"))
-                .await
-                .unwrap();
-        });
+        let m =
+            recorded(|| trip_and_probe_once(2, vec![Reply::status(503), Reply::ok(), Reply::ok()]));
         // One probe of two came back: still half-open.
         assert_eq!(m.gauge(CIRCUIT_STATE, &[("key", &key)]), Some(2.0));
-        let m = recorded(|| async {
-            let upstream = Upstream::new(Plan::sequence([Reply::status(503), Reply::ok()]));
-            let layer = ClientLayer::new()
-                .retry(RetryLayer::new().max_attempts(1))
-                .breaker(
-                    CircuitBreakerLayer::new()
-                        .consecutive_failures(1)
-                        .open_duration(Duration::from_secs(1))
-                        .half_open_probes(1)
-                        .close_after(1)
-                        .ramp(Duration::from_secs(30)),
-                )
-                .no_throttle();
-            let svc = layer.layer(upstream.service());
-            let _ = svc.clone().oneshot(get("http://flaky.test/")).await;
-            tokio::time::advance(Duration::from_secs(2)).await;
-            svc.oneshot(get("http://flaky.test/")).await.unwrap();
-        });
+        let m = recorded(|| trip_and_probe_once(1, vec![Reply::status(503), Reply::ok()]));
         assert_eq!(m.gauge(CIRCUIT_STATE, &[("key", &key)]), Some(3.0));
         assert_eq!(
             m.counter(
