@@ -95,7 +95,9 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            timer: attempt_timeout.map(|t| Box::pin(tokio::time::sleep_until(after(t)))),
+            // Armed when the attempt is first pending: an attempt that answers on its first
+            // poll needs no timer, and so no allocation and no entry in the timer wheel.
+            timer: None,
             timing_attempt: attempt_timeout.is_some(),
             attempt: 1,
             attempt_timeout,
@@ -172,12 +174,20 @@ where
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => {
-                            let timed_out = *this.timing_attempt
-                                && this
+                            let Some(timeout) =
+                                this.attempt_timeout.filter(|_| *this.timing_attempt)
+                            else {
+                                return Poll::Pending;
+                            };
+                            let timer = match this.timer {
+                                Some(timer) => timer,
+                                // The first attempt's timer, armed on its first `Pending`: its
+                                // time runs from here. A later attempt's was armed when sent.
+                                None => this
                                     .timer
-                                    .as_mut()
-                                    .is_some_and(|t| t.as_mut().poll(cx).is_ready());
-                            if !timed_out {
+                                    .insert(Box::pin(tokio::time::sleep_until(after(timeout)))),
+                            };
+                            if timer.as_mut().poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
                             Err(BoxError::from(tower::timeout::error::Elapsed::new()))

@@ -155,8 +155,11 @@ impl<C> RetryLayer<C> {
 
     /// A time limit for each attempt (default none). An attempt that takes longer is dropped
     /// and counts as a [`Class::Timeout`](crate::classify::Class::Timeout) failure (a
-    /// [`tower::timeout::error::Elapsed`] error), which is retried. The timer is allocated
-    /// once per request that has one.
+    /// [`tower::timeout::error::Elapsed`] error), which is retried. An attempt's time runs
+    /// from the first time its response future is pending (for the first attempt, the first
+    /// poll of the request's future that the inner service does not answer at once; for a
+    /// retry, when it is sent): an attempt that answers on its first poll never sets a timer.
+    /// The timer is allocated once per request that needs one.
     ///
     /// # Panics
     ///

@@ -548,6 +548,27 @@ async fn a_slow_attempt_times_out_and_is_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_first_attempts_time_runs_from_its_first_poll() {
+    // A future made and left unpolled for longer than the attempt timeout still gives its
+    // attempt the whole timeout once polled; the attempt answers after 1.5 s of a 2 s limit.
+    let script = Script::new([Reply::Slow(
+        Duration::from_millis(1_500),
+        Box::new(Reply::status(200)),
+    )]);
+    let mut svc = exact().attempt_timeout(secs(2)).layer(script.clone());
+    let fut = ServiceExt::<Req>::ready(&mut svc)
+        .await
+        .unwrap()
+        .call(get("http://up/"));
+    tokio::time::advance(secs(5)).await;
+    let start = Instant::now();
+    let res = fut.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(script.count(), 1);
+    assert_eq!(start.elapsed(), Duration::from_millis(1_500));
+}
+
+#[tokio::test(start_paused = true)]
 async fn when_every_attempt_times_out_the_caller_gets_a_timeout_error() {
     let script = Script::always(Reply::Slow(secs(60), Box::new(Reply::status(200))));
     let err = exact()
