@@ -22,8 +22,8 @@ use fender_benches::runtime;
 use http::{Request, Response};
 use http_body_util::Full;
 use peers::{
-    answer, ping, ping_with, tower_resilience_retry, tower_retry, with_failsafe, with_recloser,
-    with_tower_resilience_breaker,
+    answer, ping, ping_with, tower_resilience_retry, tower_retry, tower_retry_stamped,
+    with_failsafe, with_recloser, with_tower_resilience_breaker,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -84,6 +84,7 @@ fn main() {
         "retry/bare" => answer(), ping;
         "retry/fender" => RetryLayer::new().layer(answer()), ping;
         "retry/tower" => tower_retry(answer()), ping;
+        "retry/tower, x-attempt-count" => tower_retry_stamped(answer()), ping;
         "retry/tower-resilience" => tower_resilience_retry().layer(answer()), ping;
         "retry body/fender/empty" => RetryLayer::new().layer(answer()), body(0);
         "retry body/tower/empty" => tower_retry(answer()), body(0);

@@ -4,11 +4,13 @@
 //! `call().await`; a current-thread runtime per thread.
 //!
 //! - `retry`: `bare`, `fender` (`RetryLayer::new()`), `tower` (`tower::retry` with a
-//!   `TpsBudget`, see `peers::Attempts`), `tower-resilience` (its `RetryLayer`);
+//!   `TpsBudget`, see `peers::Attempts`), `tower, x-attempt-count` (the same with the
+//!   contract's header set on each attempt by tower-http), `tower-resilience` (its
+//!   `RetryLayer`);
 //! - `breaker`: `bare`, `fender` (`CircuitBreakerLayer::new()`), `failsafe`, `recloser`,
 //!   `tower-resilience`;
 //! - `retry body`: the same shape with a body of every size from empty to the replay cap
-//!   (64 KiB), `bare`, `fender` and `tower`.
+//!   (64 KiB), `bare`, `fender`, `tower` and `tower, x-attempt-count`.
 //!
 //! - `client`: `bare` and `fender` (the composed `ClientLayer::new()`), in the same shape; and
 //!   `fender, absolute URI`, the same request sent to `http://127.0.0.1/`, as a client sends
@@ -29,8 +31,8 @@ use fender_benches::runtime;
 use http::Request;
 use http_body_util::Full;
 use peers::{
-    answer, calls, ping, ping_with, run_two, tower_resilience_retry, tower_retry, with_failsafe,
-    with_recloser, with_tower_resilience_breaker,
+    answer, calls, ping, ping_with, run_two, tower_resilience_retry, tower_retry,
+    tower_retry_stamped, with_failsafe, with_recloser, with_tower_resilience_breaker,
 };
 use tower::Layer;
 
@@ -56,6 +58,7 @@ fn retry(c: &mut Criterion) {
         "bare" => answer(),
         "fender" => RetryLayer::new().layer(answer()),
         "tower" => tower_retry(answer()),
+        "tower, x-attempt-count" => tower_retry_stamped(answer()),
         "tower-resilience" => tower_resilience_retry().layer(answer()),
     );
     group.finish();
@@ -96,6 +99,10 @@ fn retry_body(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("tower", name), |b| {
             b.to_async(&rt)
                 .iter_custom(|n| calls(tower_retry(answer()), n, make))
+        });
+        group.bench_function(BenchmarkId::new("tower, x-attempt-count", name), |b| {
+            b.to_async(&rt)
+                .iter_custom(|n| calls(tower_retry_stamped(answer()), n, make))
         });
     }
     group.finish();

@@ -114,6 +114,23 @@ pub(crate) fn tower_retry<S>(inner: S) -> tower::retry::Retry<Attempts, S> {
     tower::retry::RetryLayer::new(Attempts::new()).layer(inner)
 }
 
+/// [`tower_retry`] doing the contract's job on the happy path: each attempt carries
+/// `x-attempt-count`, set by tower-http's `SetRequestHeader` inside the retry (so every attempt
+/// says `1`; the happy path only ever sends the first). It is the same work fender's retry
+/// does for the header, with the parts other projects use for it.
+pub(crate) fn tower_retry_stamped<S, B>(
+    inner: S,
+) -> tower::retry::Retry<Attempts, tower_http::set_header::SetRequestHeader<S, http::HeaderValue>>
+where
+    S: Service<Request<B>>,
+{
+    let stamp = tower_http::set_header::SetRequestHeaderLayer::overriding(
+        http::HeaderName::from_static("x-attempt-count"),
+        http::HeaderValue::from_static("1"),
+    );
+    tower_retry(stamp.layer(inner))
+}
+
 /// tower-resilience's retry: 3 attempts, exponential backoff from 1 s, 5xx retried, a
 /// token-bucket budget of 10 retries a second (100 at most).
 pub(crate) fn tower_resilience_retry<Res, E>()
