@@ -22,6 +22,10 @@
 //! client side measures, `new` (the default, as the README builds it), or `new` less one part,
 //! to see what that part costs end to end: `no-attempt-timeout`, `no-throttle`, `no-breaker`,
 //! `no-request-id`. The default run takes about 50 s.
+//!
+//! For profiling one variant on its own (`perf record` of the whole process sees both),
+//! `LOOPBACK_ONLY=bare` or `LOOPBACK_ONLY=fender` runs only that variant of each side, for
+//! `LOOPBACK_ROUNDS` rounds, and prints its requests per second.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +56,14 @@ struct Settings {
     server: bool,
     client: bool,
     client_layer: String,
+    only: Option<Variant>,
+}
+
+/// The one variant `LOOPBACK_ONLY` runs, for profiling.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Bare,
+    Fender,
 }
 
 impl Settings {
@@ -81,6 +93,12 @@ impl Settings {
             server: side != "client",
             client: side != "server",
             client_layer: var("LOOPBACK_CLIENT", String::from("new")),
+            only: match std::env::var("LOOPBACK_ONLY").as_deref() {
+                Err(_) => None,
+                Ok("bare") => Some(Variant::Bare),
+                Ok("fender") => Some(Variant::Fender),
+                Ok(other) => panic!("LOOPBACK_ONLY must be bare or fender, got {other:?}"),
+            },
         }
     }
 }
@@ -199,14 +217,39 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs `rounds` alternating rounds of `a` and `b`, prints them and returns the summary line.
-async fn compare<A, B, FA, FB>(title: &str, rounds: usize, mut a: A, mut b: B) -> String
+/// Runs `rounds` alternating rounds of `a` and `b`, prints them and returns the summary line;
+/// with `only`, runs that one of the two and returns its line alone.
+async fn compare<A, B, FA, FB>(
+    title: &str,
+    rounds: usize,
+    only: Option<Variant>,
+    mut a: A,
+    mut b: B,
+) -> String
 where
     A: FnMut() -> FA,
     B: FnMut() -> FB,
     FA: Future<Output = u64>,
     FB: Future<Output = u64>,
 {
+    if let Some(variant) = only {
+        let mut rates = Vec::new();
+        for _ in 0..rounds {
+            let rate = match variant {
+                Variant::Bare => a().await,
+                Variant::Fender => b().await,
+            } as f64;
+            rates.push(rate);
+        }
+        let name = if variant == Variant::Bare {
+            "bare"
+        } else {
+            "fender"
+        };
+        let rate = median(&mut rates);
+        println!("{title}: {name} only, median of {rounds} rounds: {rate:.0} req/s\n");
+        return format!("| {title}, {name} only | {rate:.0} | | |");
+    }
     println!("{title}");
     println!("| round | bare req/s | fender req/s | fender / bare |");
     println!("| ---: | ---: | ---: | ---: |");
@@ -265,6 +308,7 @@ fn main() {
         server,
         client,
         client_layer,
+        only,
     } = settings;
     let layer = client_layer_named(&client_layer);
     println!(
@@ -286,6 +330,7 @@ fn main() {
             let line = compare(
                 "server: bare axum vs axum behind ErrorEnvelope + Timeout",
                 rounds,
+                only,
                 || drive_server(bare_addr, connections, round),
                 || drive_server(stacked_addr, connections, round),
             )
@@ -308,6 +353,7 @@ fn main() {
             let line = compare(
                 &title,
                 rounds,
+                only,
                 || drive_client(bare.clone(), uri.clone(), connections, round),
                 || drive_client(stacked.clone(), uri.clone(), connections, round),
             )

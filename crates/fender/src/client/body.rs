@@ -160,10 +160,13 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
+        // The overall deadline is read before the call, so that the inner future is built
+        // last, in its place in this one.
+        let overall = self.deadline.map(after);
         BodyDeadlineFuture {
-            inner: self.inner.call(req),
-            overall: self.deadline.map(after),
+            overall,
             body_timeout: self.body_timeout,
+            inner: self.inner.call(req),
         }
     }
 }

@@ -444,13 +444,8 @@ impl HostMap {
         let uri = &parts.uri;
         // The host as the request spells it: the URI's scheme and authority, or for a URI
         // without one, a scheme no URI has and the `Host` header.
-        // Userinfo is left out, so that the cache never holds credentials.
-        let spelling = match uri.authority() {
-            Some(authority) => {
-                let spelled = authority.as_str();
-                let host = spelled.rsplit_once('@').map_or(spelled, |(_, host)| host);
-                (uri.scheme_str().unwrap_or(""), host)
-            }
+        let (scheme, spelled) = match uri.authority() {
+            Some(authority) => (uri.scheme_str().unwrap_or(""), authority.as_str()),
             None => match parts.headers.get(http::header::HOST).map(|h| h.to_str()) {
                 None => (ORIGIN_FORM, ""),
                 Some(Ok(host)) => (ORIGIN_FORM, host),
@@ -461,17 +456,39 @@ impl HostMap {
         };
         let generation = self.generation.load(Relaxed);
         let cache = &self.caches[cache_group()].0;
-        {
-            let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-            let hit = cache.ways.iter().flatten().find(|c| {
-                c.generation == generation
-                    && *c.authority == *spelling.1
-                    && *c.scheme == *spelling.0
-            });
-            if let Some(cached) = hit {
-                return HostRef::Local(cached.host.clone());
-            }
+        if let Some(host) = Self::cached(cache, generation, scheme, spelled) {
+            return HostRef::Local(host);
         }
+        self.miss(parts, cache, generation, scheme, spelled)
+    }
+
+    /// [`get_or_insert_for`](Self::get_or_insert_for) of a host its thread group's cache does
+    /// not hold as the request spells it.
+    #[inline(never)]
+    fn miss(
+        &self,
+        parts: &http::request::Parts,
+        cache: &Mutex<CacheWays>,
+        generation: u64,
+        scheme: &str,
+        spelled: &str,
+    ) -> HostRef {
+        let uri = &parts.uri;
+        // Userinfo is left out, so that the cache never holds credentials: an authority that
+        // has some is looked up again without it (one without, the common case, was matched as
+        // it is spelled, without a search for the `@`).
+        let spelled = match uri.authority() {
+            Some(_) => match spelled.rsplit_once('@') {
+                Some((_, host)) => {
+                    if let Some(host) = Self::cached(cache, generation, scheme, host) {
+                        return HostRef::Local(host);
+                    }
+                    host
+                }
+                None => spelled,
+            },
+            None => spelled,
+        };
         let state = match UriHost::of(uri) {
             Some(view) => match self.find(&view) {
                 Some(state) => state,
@@ -485,11 +502,33 @@ impl HostMap {
         cache.next = (way + 1) % CACHE_WAYS;
         cache.ways[way] = Some(Cached {
             generation,
-            scheme: spelling.0.into(),
-            authority: spelling.1.into(),
+            scheme: scheme.into(),
+            authority: spelled.into(),
             host: host.clone(),
         });
         HostRef::Local(host)
+    }
+
+    /// The host a cache group holds for `scheme` and `authority` as spelled, if it is of the
+    /// current generation.
+    // Always inlined: as a call, its arguments and the returned reference cost more than the
+    // scan of four ways.
+    #[inline(always)]
+    fn cached(
+        cache: &Mutex<CacheWays>,
+        generation: u64,
+        scheme: &str,
+        authority: &str,
+    ) -> Option<Arc<LocalHost>> {
+        let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .ways
+            .iter()
+            .flatten()
+            .find(|c| {
+                c.generation == generation && *c.authority == *authority && *c.scheme == *scheme
+            })
+            .map(|c| c.host.clone())
     }
 
     /// The state of `key`'s host, made if there is none.
@@ -673,6 +712,22 @@ mod tests {
         let with_credentials = map.get_or_insert_for(&parts("http://user:secret@api.example/"));
         assert!(Arc::ptr_eq(first.state(), with_credentials.state()));
         assert_eq!(map.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cache_holds_no_credentials_and_serves_their_host_from_the_plain_spelling() {
+        use super::super::pushback::PushbackConfig;
+        let make: MakeHost =
+            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
+        let map = HostMap::new(4, make, Instant::now());
+        let with_credentials = map.get_or_insert_for(&parts("http://user:secret@api.example/"));
+        let plain = map.get_or_insert_for(&parts("http://api.example/"));
+        let again = map.get_or_insert_for(&parts("http://other:pw@api.example/x"));
+        assert!(Arc::ptr_eq(with_credentials.state(), plain.state()));
+        assert!(Arc::ptr_eq(with_credentials.state(), again.state()));
+        let cache = map.caches[cache_group()].0.lock().unwrap();
+        let spelled: Vec<_> = cache.ways.iter().flatten().map(|c| &*c.authority).collect();
+        assert_eq!(spelled, ["api.example"]);
     }
 
     #[tokio::test(start_paused = true)]

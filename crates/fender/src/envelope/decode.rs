@@ -165,9 +165,8 @@ where
             None => SentId::None,
         };
         DecodeFuture {
-            state: DecodeState::Calling {
-                future: self.inner.call(req),
-            },
+            future: Some(self.inner.call(req)),
+            reading: None,
             sent_id,
             config: self.config,
         }
@@ -198,27 +197,26 @@ impl SentId {
 pin_project! {
     /// The response future of [`DecodeEnvelope`].
     pub struct DecodeFuture<F, B> {
+        // The inner call, until its response arrives. A plain field rather than a state of an
+        // enum, so that `call` builds the inner future in place instead of moving it in.
         #[pin]
-        state: DecodeState<F, B>,
+        future: Option<F>,
+        // The error body being read, after an error response; boxed, since few requests get
+        // there and every future would carry its room.
+        reading: Option<Pin<Box<Reading<B>>>>,
         sent_id: SentId,
         config: DecodeConfig,
     }
 }
 
 pin_project! {
-    #[project = DecodeStateProj]
-    enum DecodeState<F, B> {
-        Calling {
-            #[pin]
-            future: F,
-        },
-        Reading {
-            #[pin]
-            read: ReadBounded<B>,
-            #[pin]
-            deadline: tokio::time::Sleep,
-            parts: Option<Parts>,
-        },
+    /// The read of an error response's body, bounded in size and time.
+    struct Reading<B> {
+        #[pin]
+        read: ReadBounded<B>,
+        #[pin]
+        deadline: tokio::time::Sleep,
+        parts: Option<Parts>,
     }
 }
 
@@ -241,34 +239,37 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        match this.state.as_mut().project() {
-            DecodeStateProj::Calling { future } => match ready!(future.poll(cx)) {
-                Ok(res) if res.status().as_u16() < 400 => Poll::Ready(Ok(res)),
-                Ok(res) => {
-                    let sent_id = this.sent_id.as_str();
-                    let (parts, body) = res.into_parts();
-                    this.state.set(DecodeState::Reading {
-                        read: ReadBounded::new(body, this.config.body_limit),
-                        deadline: tokio::time::sleep(this.config.body_timeout),
-                        parts: Some(parts),
-                    });
-                    // Poll the body right away: it usually has arrived already.
-                    self_poll_reading(this.state, cx, sent_id)
-                }
-                Err(err) => {
-                    let api = ApiError::from_error(err.into());
-                    Poll::Ready(Err(with_id(api, this.sent_id.as_str())))
-                }
-            },
-            DecodeStateProj::Reading { .. } => {
-                self_poll_reading(this.state, cx, this.sent_id.as_str())
+        if let Some(reading) = this.reading.as_mut() {
+            return poll_reading(reading.as_mut(), cx, this.sent_id.as_str());
+        }
+        let future = this
+            .future
+            .as_mut()
+            .as_pin_mut()
+            .expect("polled after completion");
+        match ready!(future.poll(cx)) {
+            Ok(res) if res.status().as_u16() < 400 => Poll::Ready(Ok(res)),
+            Ok(res) => {
+                this.future.set(None);
+                let (parts, body) = res.into_parts();
+                let reading = this.reading.insert(Box::pin(Reading {
+                    read: ReadBounded::new(body, this.config.body_limit),
+                    deadline: tokio::time::sleep(this.config.body_timeout),
+                    parts: Some(parts),
+                }));
+                // Poll the body right away: it usually has arrived already.
+                poll_reading(reading.as_mut(), cx, this.sent_id.as_str())
+            }
+            Err(err) => {
+                let api = ApiError::from_error(err.into());
+                Poll::Ready(Err(with_id(api, this.sent_id.as_str())))
             }
         }
     }
 }
 
-fn self_poll_reading<F, B>(
-    state: Pin<&mut DecodeState<F, B>>,
+fn poll_reading<B>(
+    reading: Pin<&mut Reading<B>>,
     cx: &mut Context<'_>,
     sent_id: Option<&str>,
 ) -> Poll<Result<Response<B>, ApiError>>
@@ -276,18 +277,11 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let DecodeStateProj::Reading {
-        read,
-        deadline,
-        parts,
-    } = state.project()
-    else {
-        unreachable!("only called while reading");
-    };
-    let read = match read.poll(cx) {
+    let reading = reading.project();
+    let read = match reading.read.poll(cx) {
         Poll::Ready(read) => read,
         Poll::Pending => {
-            ready!(deadline.poll(cx));
+            ready!(reading.deadline.poll(cx));
             BoundedRead {
                 bytes: bytes::Bytes::new(),
                 truncated: false,
@@ -295,7 +289,7 @@ where
             }
         }
     };
-    let parts = parts.take().expect("polled after completion");
+    let parts = reading.parts.take().expect("polled after completion");
     Poll::Ready(Err(decode_parts(&parts, read, sent_id)))
 }
 
