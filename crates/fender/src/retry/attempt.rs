@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{
+    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri,
+    Version,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
@@ -88,9 +91,20 @@ pub(crate) struct Template {
     method: Method,
     uri: Uri,
     version: Version,
-    /// `None` for a request without headers: nothing to make, copy or drop.
-    headers: Option<HeaderMap>,
+    headers: HeadHeaders,
     extensions: Extensions,
+}
+
+/// The headers of a kept head, in the cheapest form that holds them.
+enum HeadHeaders {
+    /// A request without headers: nothing to make, copy or drop.
+    None,
+    /// A request with exactly one header value (a client stack's request id, say): the name
+    /// and value are kept by handle, since a copy of a map allocates twice and its drop frees
+    /// twice, per request, for a map a retry-free call never uses.
+    One(HeaderName, HeaderValue),
+    /// Any other request: a copy of its map.
+    Map(HeaderMap),
 }
 
 impl Template {
@@ -102,7 +116,14 @@ impl Template {
             version: parts.version,
             // An empty map is not kept and an empty extension set is made anew, not cloned:
             // nothing to copy.
-            headers: (!parts.headers.is_empty()).then(|| parts.headers.clone()),
+            headers: match parts.headers.len() {
+                0 => HeadHeaders::None,
+                1 => match parts.headers.iter().next() {
+                    Some((name, value)) => HeadHeaders::One(name.clone(), value.clone()),
+                    None => HeadHeaders::None,
+                },
+                _ => HeadHeaders::Map(parts.headers.clone()),
+            },
             extensions: if parts.extensions.is_empty() {
                 Extensions::new()
             } else {
@@ -116,8 +137,12 @@ impl Template {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
-        if let Some(headers) = &self.headers {
-            *req.headers_mut() = headers.clone();
+        match &self.headers {
+            HeadHeaders::None => {}
+            HeadHeaders::One(name, value) => {
+                req.headers_mut().insert(name.clone(), value.clone());
+            }
+            HeadHeaders::Map(headers) => *req.headers_mut() = headers.clone(),
         }
         *req.extensions_mut() = self.extensions.clone();
         req
@@ -372,4 +397,50 @@ pub(crate) fn after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(req: http::Request<()>) -> Template {
+        Template::new(&req.into_parts().0)
+    }
+
+    #[test]
+    fn a_retry_gets_the_head_as_it_was_with_none_one_or_many_headers() {
+        let bare = head(Request::get("http://up/a").body(()).unwrap());
+        assert!(matches!(bare.headers, HeadHeaders::None));
+        assert!(bare.request(()).headers().is_empty());
+
+        let mut secret = HeaderValue::from_static("Bearer t0ken");
+        secret.set_sensitive(true);
+        let one = head(
+            Request::post("http://up/b")
+                .header("authorization", secret.clone())
+                .body(())
+                .unwrap(),
+        );
+        assert!(matches!(one.headers, HeadHeaders::One(..)));
+        let again = one.request(());
+        assert_eq!(again.method(), Method::POST);
+        assert_eq!(again.uri(), "http://up/b");
+        assert_eq!(again.headers().len(), 1);
+        let value = &again.headers()["authorization"];
+        assert_eq!(value, &secret);
+        assert!(value.is_sensitive());
+
+        // Two values of one name are a map: both are sent again, in order.
+        let many = head(
+            Request::get("http://up/c")
+                .header("accept", "text/plain")
+                .header("accept", "application/json")
+                .body(())
+                .unwrap(),
+        );
+        assert!(matches!(many.headers, HeadHeaders::Map(_)));
+        let again = many.request(());
+        let values: Vec<_> = again.headers().get_all("accept").iter().collect();
+        assert_eq!(values, ["text/plain", "application/json"]);
+    }
 }
