@@ -69,7 +69,7 @@ impl Breaker {
 
 /// A decision made ahead of a call; see [`Breaker::prepare`].
 #[derive(Debug)]
-pub(crate) struct Prepared(Result<bool, CircuitOpen>);
+pub(crate) struct Prepared(pub(super) Result<bool, CircuitOpen>);
 
 impl Prepared {
     /// The call will be refused.
@@ -80,8 +80,8 @@ impl Prepared {
 
     /// Decides again (for a `poll_ready` called again), keeping a ramp's admission.
     #[inline]
-    pub(crate) fn recheck(self, breaker: &Breaker) -> Prepared {
-        Prepared(breaker.machine().check(self.0.unwrap_or(false)))
+    pub(crate) fn recheck(&self, breaker: &Breaker) -> Prepared {
+        Prepared(breaker.machine().check(matches!(self.0, Ok(true))))
     }
 
     /// Admits or refuses the call: a prepared refusal is final (the inner service was not made

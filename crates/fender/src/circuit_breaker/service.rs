@@ -144,7 +144,7 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let prepared = match self.prepared.take() {
+        let prepared = match &self.prepared {
             Some(before) => before.recheck(self.breaker()),
             None => self.breaker().prepare(),
         };
@@ -159,7 +159,15 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = made(&self.mode.slot);
-        let prepared = self.prepared.take().unwrap_or_else(|| breaker.prepare());
+        // Only the decision's tag is read on the way to an admission: a refusal is moved out
+        // only when there is one.
+        let prepared = match self.prepared {
+            Some(Prepared(Ok(ramp_pass))) => {
+                self.prepared = None;
+                Prepared(Ok(ramp_pass))
+            }
+            _ => self.prepared.take().unwrap_or_else(|| breaker.prepare()),
+        };
         match prepared.acquire(breaker) {
             Ok(permit) => {
                 ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
