@@ -69,12 +69,10 @@ where
 {
     type Output = Result<http::Response<B>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Refused { error } => {
-                let error = error.take().expect("polled after completion");
-                Poll::Ready(Err(Box::new(error)))
-            }
+            KindProj::Refused { error } => Poll::Ready(Err(refusal(error))),
             KindProj::Called {
                 future,
                 permit,
@@ -96,4 +94,12 @@ where
             }
         }
     }
+}
+
+/// The error of a refused call, boxed once; out of line, so that the admitted path stays small
+/// enough to inline into the caller.
+#[cold]
+#[inline(never)]
+fn refusal(error: &mut Option<CircuitOpen>) -> BoxError {
+    Box::new(error.take().expect("polled after completion"))
 }
