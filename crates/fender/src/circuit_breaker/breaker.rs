@@ -72,18 +72,6 @@ impl Breaker {
 pub(crate) struct Prepared(pub(super) Result<bool, CircuitOpen>);
 
 impl Prepared {
-    /// The call will be refused.
-    #[inline]
-    pub(crate) fn is_refused(&self) -> bool {
-        self.0.is_err()
-    }
-
-    /// Decides again (for a `poll_ready` called again), keeping a ramp's admission.
-    #[inline]
-    pub(crate) fn recheck(&self, breaker: &Breaker) -> Prepared {
-        Prepared(breaker.machine().check(matches!(self.0, Ok(true))))
-    }
-
     /// Admits or refuses the call: a prepared refusal is final (the inner service was not made
     /// ready for it); otherwise the breaker decides again, now. A refusal is counted.
     #[inline]
