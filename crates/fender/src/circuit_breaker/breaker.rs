@@ -89,7 +89,6 @@ impl Prepared {
                 local: local.clone(),
                 started: local.slow_call.map(|_| sync::now()),
                 ticket,
-                recorded: false,
             });
         }
         let (result, transition) = local.machine.admit(ramp_pass);
@@ -99,7 +98,6 @@ impl Prepared {
             local: local.clone(),
             started: local.slow_call.map(|_| sync::now()),
             ticket,
-            recorded: false,
         });
         if let Some(transition) = transition {
             local.machine.report(transition);
@@ -112,9 +110,10 @@ impl Prepared {
 /// unrecorded cancels the call (a probe frees its slot, nothing is counted).
 pub(crate) struct Permit {
     local: Arc<LocalRef>,
+    /// What the call was admitted as; [`Ticket::Untracked`] once its outcome is recorded, so
+    /// that dropping the permit then cancels nothing.
     ticket: Ticket,
     started: Option<Instant>,
-    recorded: bool,
 }
 
 impl fmt::Debug for Permit {
@@ -130,32 +129,38 @@ impl Permit {
     /// whatever `failure` says.
     #[inline]
     pub(crate) fn record(mut self, failure: bool) {
-        self.recorded = true;
+        self.complete(failure);
+    }
+
+    /// [`record`](Self::record) in place, for a permit kept in a response future; the permit
+    /// is then spent (dropping it cancels nothing).
+    #[inline]
+    pub(crate) fn complete(&mut self, failure: bool) {
+        let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
         let slow = match (self.started, self.local.slow_call) {
             (Some(started), Some(threshold)) => sync::now() - started >= threshold,
             _ => false,
         };
         self.local
             .machine
-            .record(self.local.group, self.ticket, failure || slow);
+            .record(self.local.group, ticket, failure || slow);
     }
 
     /// Records the failure of a retry on a closed circuit: counted in the failure rate the
     /// trip rule reads, but no new evidence (its request's first failure was).
     pub(crate) fn record_repeat_failure(mut self) {
-        self.recorded = true;
+        let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
         self.local
             .machine
-            .record_repeat_failure(self.local.group, self.ticket);
+            .record_repeat_failure(self.local.group, ticket);
     }
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        if !self.recorded {
-            self.local.machine.cancel(self.ticket);
-        }
+        // A recorded permit holds an untracked ticket: nothing to cancel.
+        self.local.machine.cancel(self.ticket);
     }
 }
 

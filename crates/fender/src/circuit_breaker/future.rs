@@ -87,9 +87,12 @@ where
                     Err(err) => Outcome::Error(&**err),
                 };
                 let failure = classifier.classify(outcome).is_failure();
-                if let Some(permit) = permit.take() {
-                    permit.record(failure);
+                // Recorded in place, then released where it lies: the permit is not moved out
+                // of the future.
+                if let Some(permit) = permit.as_mut() {
+                    permit.complete(failure);
                 }
+                *permit = None;
                 Poll::Ready(result)
             }
         }

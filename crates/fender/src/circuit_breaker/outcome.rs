@@ -240,6 +240,7 @@ impl Machine {
 
     /// A call that will record no outcome (its future was dropped, or the inner service
     /// panicked in `call`): a probe gives its slot back.
+    #[inline]
     pub(crate) fn cancel(&self, ticket: Ticket) {
         if let Ticket::Probe { epoch } = ticket {
             self.release_probe(epoch);
