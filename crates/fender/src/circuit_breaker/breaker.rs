@@ -74,7 +74,7 @@ pub(crate) struct Prepared(pub(super) Result<bool, CircuitOpen>);
 impl Prepared {
     /// Admits or refuses the call: a prepared refusal is final (the inner service was not made
     /// ready for it); otherwise the breaker decides again, now. A refusal is counted.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(self, breaker: &Breaker) -> Result<Permit, CircuitOpen> {
         let ramp_pass = match self.0 {
             Ok(ramp_pass) => ramp_pass,
