@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::error::CircuitOpen;
 use super::keyed_map::KeyedMap;
-use super::local_ref::{LocalRef, LocalRefs};
+use super::local_ref::{self, LocalRef, LocalRefs};
 use super::machine::{Machine, Ticket};
 use super::policy::Config;
 use super::state::State;
@@ -83,24 +83,30 @@ impl Prepared {
                 return Err(open);
             }
         };
-        let local = breaker.refs.current();
+        let local = breaker.refs.take_current();
         if let Some(ticket) = local.machine.admit_closed() {
             return Ok(Permit {
-                local: local.clone(),
                 started: local.slow_call.map(|_| sync::now()),
+                local: Some(local),
                 ticket,
             });
         }
         let (result, transition) = local.machine.admit(ramp_pass);
         // From here the permit owns what the admission took: a panic anywhere after (in the
         // callback, in the inner service's `call`) gives it back.
-        let permit = result.map(|ticket| Permit {
-            local: local.clone(),
-            started: local.slow_call.map(|_| sync::now()),
-            ticket,
-        });
+        let permit = match result {
+            Ok(ticket) => Ok(Permit {
+                started: local.slow_call.map(|_| sync::now()),
+                local: Some(local),
+                ticket,
+            }),
+            Err(open) => {
+                local_ref::give_back(local);
+                Err(open)
+            }
+        };
         if let Some(transition) = transition {
-            local.machine.report(transition);
+            breaker.machine().report(transition);
         }
         permit
     }
@@ -109,7 +115,8 @@ impl Prepared {
 /// One admitted call. Record its outcome with [`record`](Self::record); dropping it
 /// unrecorded cancels the call (a probe frees its slot, nothing is counted).
 pub(crate) struct Permit {
-    local: Arc<LocalRef>,
+    /// Taken out only when the permit is dropped, to be given back to the thread.
+    local: Option<Arc<LocalRef>>,
     /// What the call was admitted as; [`Ticket::Untracked`] once its outcome is recorded, so
     /// that dropping the permit then cancels nothing.
     ticket: Ticket,
@@ -137,22 +144,27 @@ impl Permit {
     #[inline]
     pub(crate) fn complete(&mut self, failure: bool) {
         let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
-        let slow = match (self.started, self.local.slow_call) {
+        let local = self.local();
+        let slow = match (self.started, local.slow_call) {
             (Some(started), Some(threshold)) => sync::now() - started >= threshold,
             _ => false,
         };
-        self.local
-            .machine
-            .record(self.local.group, ticket, failure || slow);
+        local.machine.record(local.group, ticket, failure || slow);
     }
 
     /// Records the failure of a retry on a closed circuit: counted in the failure rate the
     /// trip rule reads, but no new evidence (its request's first failure was).
     pub(crate) fn record_repeat_failure(mut self) {
         let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
+        let local = self.local();
+        local.machine.record_repeat_failure(local.group, ticket);
+    }
+
+    #[inline]
+    fn local(&self) -> &LocalRef {
         self.local
-            .machine
-            .record_repeat_failure(self.local.group, ticket);
+            .as_deref()
+            .expect("a permit keeps its reference until dropped")
     }
 }
 
@@ -160,7 +172,10 @@ impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
         // A recorded permit holds an untracked ticket: nothing to cancel.
-        self.local.machine.cancel(self.ticket);
+        if let Some(local) = self.local.take() {
+            local.machine.cancel(self.ticket);
+            local_ref::give_back(local);
+        }
     }
 }
 
