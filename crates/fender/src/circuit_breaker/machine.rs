@@ -201,14 +201,6 @@ impl Machine {
     #[inline]
     pub(crate) fn check(&self, ramp_pass: bool) -> Result<bool, CircuitOpen> {
         let w = self.load();
-        if w.kind() == Kind::Closed {
-            return Ok(ramp_pass);
-        }
-        self.check_other(w, ramp_pass)
-    }
-
-    /// [`check`](Self::check) of a circuit that is not closed.
-    fn check_other(&self, w: StateWord, ramp_pass: bool) -> Result<bool, CircuitOpen> {
         match w.kind() {
             Kind::Open => match self.open_until(w.epoch()) {
                 Some(wait) => Err(CircuitOpen::new(Reason::Open, wait)),
