@@ -182,7 +182,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = made(&self.mode.slot);
         let prepared = match std::mem::replace(&mut self.decision, Decision::Undecided) {
