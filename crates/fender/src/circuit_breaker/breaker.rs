@@ -141,7 +141,7 @@ impl Permit {
 
     /// [`record`](Self::record) in place, for a permit kept in a response future; the permit
     /// is then spent (dropping it cancels nothing).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn complete(&mut self, failure: bool) {
         let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
         let local = self.local();
