@@ -210,6 +210,7 @@ where
 pub struct ContractClassifier;
 
 impl Classify for ContractClassifier {
+    #[inline]
     fn classify(&self, outcome: Outcome<'_>) -> Class {
         match outcome {
             Outcome::Response { status, .. } => classify_status(status),
@@ -219,6 +220,7 @@ impl Classify for ContractClassifier {
 }
 
 /// The contract's class for a response status.
+#[inline]
 pub fn classify_status(status: StatusCode) -> Class {
     match status.as_u16() {
         429 => Class::RateLimited,

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::error::CircuitOpen;
 use super::keyed_map::KeyedMap;
-use super::local_ref::{LocalRef, LocalRefs};
+use super::local_ref::{self, LocalRef, LocalRefs};
 use super::machine::{Machine, Ticket};
 use super::policy::Config;
 use super::state::State;
@@ -69,24 +69,12 @@ impl Breaker {
 
 /// A decision made ahead of a call; see [`Breaker::prepare`].
 #[derive(Debug)]
-pub(crate) struct Prepared(Result<bool, CircuitOpen>);
+pub(crate) struct Prepared(pub(super) Result<bool, CircuitOpen>);
 
 impl Prepared {
-    /// The call will be refused.
-    #[inline]
-    pub(crate) fn is_refused(&self) -> bool {
-        self.0.is_err()
-    }
-
-    /// Decides again (for a `poll_ready` called again), keeping a ramp's admission.
-    #[inline]
-    pub(crate) fn recheck(self, breaker: &Breaker) -> Prepared {
-        Prepared(breaker.machine().check(self.0.unwrap_or(false)))
-    }
-
     /// Admits or refuses the call: a prepared refusal is final (the inner service was not made
     /// ready for it); otherwise the breaker decides again, now. A refusal is counted.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(self, breaker: &Breaker) -> Result<Permit, CircuitOpen> {
         let ramp_pass = match self.0 {
             Ok(ramp_pass) => ramp_pass,
@@ -95,26 +83,30 @@ impl Prepared {
                 return Err(open);
             }
         };
-        let local = breaker.refs.current();
+        let local = breaker.refs.take_current();
         if let Some(ticket) = local.machine.admit_closed() {
             return Ok(Permit {
-                local: local.clone(),
                 started: local.slow_call.map(|_| sync::now()),
+                local: Some(local),
                 ticket,
-                recorded: false,
             });
         }
         let (result, transition) = local.machine.admit(ramp_pass);
         // From here the permit owns what the admission took: a panic anywhere after (in the
         // callback, in the inner service's `call`) gives it back.
-        let permit = result.map(|ticket| Permit {
-            local: local.clone(),
-            started: local.slow_call.map(|_| sync::now()),
-            ticket,
-            recorded: false,
-        });
+        let permit = match result {
+            Ok(ticket) => Ok(Permit {
+                started: local.slow_call.map(|_| sync::now()),
+                local: Some(local),
+                ticket,
+            }),
+            Err(open) => {
+                local_ref::give_back(local);
+                Err(open)
+            }
+        };
         if let Some(transition) = transition {
-            local.machine.report(transition);
+            breaker.machine().report(transition);
         }
         permit
     }
@@ -123,10 +115,12 @@ impl Prepared {
 /// One admitted call. Record its outcome with [`record`](Self::record); dropping it
 /// unrecorded cancels the call (a probe frees its slot, nothing is counted).
 pub(crate) struct Permit {
-    local: Arc<LocalRef>,
+    /// Taken out only when the permit is dropped, to be given back to the thread.
+    local: Option<Arc<LocalRef>>,
+    /// What the call was admitted as; [`Ticket::Untracked`] once its outcome is recorded, so
+    /// that dropping the permit then cancels nothing.
     ticket: Ticket,
     started: Option<Instant>,
-    recorded: bool,
 }
 
 impl fmt::Debug for Permit {
@@ -142,31 +136,45 @@ impl Permit {
     /// whatever `failure` says.
     #[inline]
     pub(crate) fn record(mut self, failure: bool) {
-        self.recorded = true;
-        let slow = match (self.started, self.local.slow_call) {
+        self.complete(failure);
+    }
+
+    /// [`record`](Self::record) in place, for a permit kept in a response future; the permit
+    /// is then spent (dropping it cancels nothing).
+    #[inline(always)]
+    pub(crate) fn complete(&mut self, failure: bool) {
+        let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
+        let local = self.local();
+        let slow = match (self.started, local.slow_call) {
             (Some(started), Some(threshold)) => sync::now() - started >= threshold,
             _ => false,
         };
-        self.local
-            .machine
-            .record(self.local.group, self.ticket, failure || slow);
+        local.machine.record(local.group, ticket, failure || slow);
     }
 
     /// Records the failure of a retry on a closed circuit: counted in the failure rate the
     /// trip rule reads, but no new evidence (its request's first failure was).
     pub(crate) fn record_repeat_failure(mut self) {
-        self.recorded = true;
+        let ticket = std::mem::replace(&mut self.ticket, Ticket::Untracked);
+        let local = self.local();
+        local.machine.record_repeat_failure(local.group, ticket);
+    }
+
+    #[inline]
+    fn local(&self) -> &LocalRef {
         self.local
-            .machine
-            .record_repeat_failure(self.local.group, self.ticket);
+            .as_deref()
+            .expect("a permit keeps its reference until dropped")
     }
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        if !self.recorded {
-            self.local.machine.cancel(self.ticket);
+        // A recorded permit holds an untracked ticket: nothing to cancel.
+        if let Some(local) = self.local.take() {
+            local.machine.cancel(self.ticket);
+            local_ref::give_back(local);
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Counting outcomes without a shared hot cache line: [`Counters`] (what the handle reports),
 //! [`PerThreadCounters`] (where they are counted) and [`CacheAligned`].
 
+use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
+use super::local_ref::LocalRef;
 use super::sync::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of a breaker's counters; they only grow (a reset does not clear them).
@@ -45,11 +48,12 @@ const OWNED_GROUPS: usize = 4;
 pub(crate) const THREAD_GROUPS: usize = OWNED_GROUPS + 1;
 
 /// The group of the threads that own none.
-const SHARED_GROUP: usize = OWNED_GROUPS;
+pub(crate) const SHARED_GROUP: usize = OWNED_GROUPS;
 
-/// The group a thread owns for as long as it runs; `SHARED_GROUP` when every group was taken
-/// when it first counted.
-struct Claim(usize);
+/// The group a thread owns for as long as it runs (`SHARED_GROUP` when every group was taken
+/// when it first counted), and the breaker reference its last completed call gave back, kept
+/// for its next call (see `local_ref.rs`).
+struct Claim(usize, Cell<Option<Arc<LocalRef>>>);
 
 /// The groups owned by a running thread, one bit each.
 static OWNED: AtomicUsize = AtomicUsize::new(0);
@@ -60,7 +64,7 @@ impl Claim {
         loop {
             let free = (!owned).trailing_zeros() as usize;
             if cfg!(loom) || free >= OWNED_GROUPS {
-                return Claim(SHARED_GROUP);
+                return Claim(SHARED_GROUP, Cell::new(None));
             }
             // Acquire: the previous owner's last counts are seen before this thread's first.
             match OWNED.compare_exchange_weak(
@@ -69,7 +73,7 @@ impl Claim {
                 std::sync::atomic::Ordering::Acquire,
                 std::sync::atomic::Ordering::Relaxed,
             ) {
-                Ok(_) => return Claim(free),
+                Ok(_) => return Claim(free, Cell::new(None)),
                 Err(actual) => owned = actual,
             }
         }
@@ -96,6 +100,15 @@ thread_local! {
 pub(crate) fn thread_group() -> usize {
     // During thread teardown, after the claim was given back: count as a sharing thread.
     CLAIM.try_with(|c| c.0).unwrap_or(SHARED_GROUP)
+}
+
+/// Runs `f` with the current thread's group and its spare breaker reference; `None` during
+/// thread teardown.
+#[inline]
+pub(crate) fn with_thread<R>(
+    f: impl FnOnce(usize, &Cell<Option<Arc<LocalRef>>>) -> R,
+) -> Option<R> {
+    CLAIM.try_with(|c| f(c.0, &c.1)).ok()
 }
 
 #[derive(Debug)]

@@ -69,12 +69,10 @@ where
 {
     type Output = Result<http::Response<B>, BoxError>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Refused { error } => {
-                let error = error.take().expect("polled after completion");
-                Poll::Ready(Err(Box::new(error)))
-            }
+            KindProj::Refused { error } => Poll::Ready(Err(refusal(error))),
             KindProj::Called {
                 future,
                 permit,
@@ -89,11 +87,22 @@ where
                     Err(err) => Outcome::Error(&**err),
                 };
                 let failure = classifier.classify(outcome).is_failure();
-                if let Some(permit) = permit.take() {
-                    permit.record(failure);
+                // Recorded in place, then released where it lies: the permit is not moved out
+                // of the future.
+                if let Some(permit) = permit.as_mut() {
+                    permit.complete(failure);
                 }
+                *permit = None;
                 Poll::Ready(result)
             }
         }
     }
+}
+
+/// The error of a refused call, boxed once; out of line, so that the admitted path stays small
+/// enough to inline into the caller.
+#[cold]
+#[inline(never)]
+fn refusal(error: &mut Option<CircuitOpen>) -> BoxError {
+    Box::new(error.take().expect("polled after completion"))
 }

@@ -21,6 +21,22 @@ impl Machine {
     #[inline]
     pub(crate) fn record(&self, group: usize, ticket: Ticket, failure: bool) {
         self.counters.outcome(group, failure);
+        if let (false, Ticket::Closed { epoch, .. }, Trip::Consecutive(_)) =
+            (failure, ticket, self.config.trip)
+        {
+            // A success only ends a run of failures: with none running (the common case)
+            // there is nothing to write, whatever the state word says.
+            let run = RoundWord::from_bits(self.hot.0.run.load(Acquire));
+            if !matches!(run.fields(epoch), Fields::Current(1.., _)) {
+                return;
+            }
+        }
+        self.record_outcome(ticket, failure);
+    }
+
+    /// The rest of [`record`](Self::record), past the counters: what the outcome does to the
+    /// state machine.
+    fn record_outcome(&self, ticket: Ticket, failure: bool) {
         let transition = match ticket {
             Ticket::Untracked => None,
             Ticket::Probe { epoch } => self.record_probe(epoch, failure),
@@ -224,6 +240,7 @@ impl Machine {
 
     /// A call that will record no outcome (its future was dropped, or the inner service
     /// panicked in `call`): a probe gives its slot back.
+    #[inline]
     pub(crate) fn cancel(&self, ticket: Ticket) {
         if let Ticket::Probe { epoch } = ticket {
             self.release_probe(epoch);

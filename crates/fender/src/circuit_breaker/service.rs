@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 use super::breaker::{Breaker, Prepared};
+use super::error::CircuitOpen;
 use super::future::ResponseFuture;
 use super::handle::{CircuitBreakerHandle, KeyedHandle};
 use super::keyed::{KeyFn, Keyed, Single, SingleSlot};
@@ -50,8 +51,24 @@ pub struct CircuitBreaker<S, C = ContractClassifier, M = Single> {
     inner: S,
     classifier: C,
     mode: M,
-    /// What `poll_ready` decided about the next call (a refusal, or a ramp's admission).
-    prepared: Option<Prepared>,
+    /// What `poll_ready` decided about the next call.
+    decision: Decision,
+    /// The refusal `poll_ready` decided, kept apart from the decision so that an admission
+    /// reads and writes one byte.
+    refusal: Option<CircuitOpen>,
+}
+
+/// What `poll_ready` decided about the next call of a single-breaker service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Nothing yet: `call` decides.
+    Undecided,
+    /// The call will be admitted, unless the state changes before it.
+    Admit,
+    /// A recovering circuit's ramp admitted the call.
+    RampPass,
+    /// The call will be refused with the kept refusal.
+    Refused,
 }
 
 /// A clone is not ready: like the inner service's clone, it must be polled ready before it is
@@ -82,7 +99,8 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
             inner,
             classifier,
             mode,
-            prepared: None,
+            decision: Decision::Undecided,
+            refusal: None,
         }
     }
 
@@ -144,22 +162,38 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let prepared = match self.prepared.take() {
-            Some(before) => before.recheck(self.breaker()),
-            None => self.breaker().prepare(),
-        };
-        let refused = prepared.is_refused();
-        self.prepared = Some(prepared);
-        if refused {
-            // The call will fail fast: reserve nothing of the inner service for it.
-            return Poll::Ready(Ok(()));
+        // Decided again when polled again, keeping a ramp's admission.
+        let ramp_pass = self.decision == Decision::RampPass;
+        match self.breaker().machine().check(ramp_pass) {
+            Ok(ramp_pass) => {
+                self.decision = if ramp_pass {
+                    Decision::RampPass
+                } else {
+                    Decision::Admit
+                };
+            }
+            Err(open) => {
+                self.decision = Decision::Refused;
+                self.refusal = Some(open);
+                // The call will fail fast: reserve nothing of the inner service for it.
+                return Poll::Ready(Ok(()));
+            }
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = made(&self.mode.slot);
-        let prepared = self.prepared.take().unwrap_or_else(|| breaker.prepare());
+        let prepared = match std::mem::replace(&mut self.decision, Decision::Undecided) {
+            Decision::Admit => Prepared(Ok(false)),
+            Decision::RampPass => Prepared(Ok(true)),
+            Decision::Refused => Prepared(Err(self
+                .refusal
+                .take()
+                .expect("a refusal is kept with its decision"))),
+            Decision::Undecided => breaker.prepare(),
+        };
         match prepared.acquire(breaker) {
             Ok(permit) => {
                 ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
