@@ -649,6 +649,14 @@ mod tests {
         http::Request::get(uri).body(()).unwrap().into_parts().0
     }
 
+    /// A map of at most `capacity` hosts, each with default pushback and nothing else.
+    fn host_map(capacity: usize) -> HostMap {
+        use super::super::pushback::PushbackConfig;
+        let make: MakeHost =
+            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
+        HostMap::new(capacity, make, Instant::now())
+    }
+
     #[test]
     fn authorities_split_as_the_http_crate_splits_them() {
         for text in [
@@ -675,10 +683,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_to_one_host_in_any_spelling_share_its_state() {
-        use super::super::pushback::PushbackConfig;
-        let make: MakeHost =
-            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
-        let map = HostMap::new(4, make, Instant::now());
+        let map = host_map(4);
         let first = map.get_or_insert_for(&parts("http://Api.Example/a"));
         let second = map.get_or_insert_for(&parts("HTTP://api.example:80/b?c"));
         let again = map.get_or_insert_for(&parts("http://Api.Example/c"));
@@ -716,10 +721,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_cache_holds_no_credentials_and_serves_their_host_from_the_plain_spelling() {
-        use super::super::pushback::PushbackConfig;
-        let make: MakeHost =
-            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
-        let map = HostMap::new(4, make, Instant::now());
+        let map = host_map(4);
         let with_credentials = map.get_or_insert_for(&parts("http://user:secret@api.example/"));
         let plain = map.get_or_insert_for(&parts("http://api.example/"));
         let again = map.get_or_insert_for(&parts("http://other:pw@api.example/x"));
@@ -732,10 +734,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_host_evicted_from_the_map_is_not_served_from_a_threads_cache() {
-        use super::super::pushback::PushbackConfig;
-        let make: MakeHost =
-            Arc::new(|_| HostState::new(None, Pushback::new(PushbackConfig::default(), 1), None));
-        let map = HostMap::new(1, make, Instant::now());
+        let map = host_map(1);
         let first = map.get_or_insert_for(&parts("http://a.example/"));
         let cached = map.get_or_insert_for(&parts("http://a.example/"));
         assert!(Arc::ptr_eq(first.state(), cached.state()));
