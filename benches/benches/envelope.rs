@@ -11,6 +11,11 @@
 //! - `server/success, wire headers`: no id, and the headers curl sends (`host`, `user-agent`,
 //!   `accept: */*`), as a request off the wire has: its header map is already allocated when
 //!   the layer adds the id;
+//! - in both of those, `tower-http request id`: the bare handler behind tower-http's
+//!   `SetRequestIdLayer` (the same UUID v7 generator, `MakeRequestUuidV7`) and
+//!   `PropagateRequestIdLayer`, which do only the id part of the layer's job (a header on the
+//!   request, the `RequestId` extension, the header on the response): the floor for a success
+//!   path "request id included";
 //! - `server/error`: a handler that answers `ApiError::not_found(..)` rendered as an envelope;
 //!   behind the layer the envelope is rendered again with the request's id and timestamp, which
 //!   is the work of one error response.
@@ -29,10 +34,12 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fender::ApiError;
 use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
+use fender::request_id::MakeRequestUuidV7;
 use fender_benches::{handler, request, runtime};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 async fn not_found(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(ApiError::not_found("user 7 does not exist").into_http_response())
@@ -91,12 +98,20 @@ fn server(c: &mut Criterion) {
     let mut group = c.benchmark_group("envelope/server");
     let ok = service_fn(handler::<Full<Bytes>>);
     let enveloped = ErrorEnvelopeLayer::new().layer(ok);
+    let id_only = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuidV7))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(ok);
     group.bench_function("success/bare", |b| {
         b.to_async(&rt).iter(|| send(&ok, plain, StatusCode::OK))
     });
     group.bench_function("success/fender", |b| {
         b.to_async(&rt)
             .iter(|| send(&enveloped, plain, StatusCode::OK))
+    });
+    group.bench_function("success/tower-http request id", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&id_only, plain, StatusCode::OK))
     });
     group.bench_function("success, inbound id/bare", |b| {
         b.to_async(&rt).iter(|| send(&ok, with_id, StatusCode::OK))
@@ -120,6 +135,10 @@ fn server(c: &mut Criterion) {
     group.bench_function("success, wire headers/fender", |b| {
         b.to_async(&rt)
             .iter(|| send(&enveloped, wire_headers, StatusCode::OK))
+    });
+    group.bench_function("success, wire headers/tower-http request id", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&id_only, wire_headers, StatusCode::OK))
     });
 
     let err = service_fn(not_found);

@@ -21,7 +21,12 @@
 //! (`server`, `client` or `both`, the default), and `LOOPBACK_CLIENT`: which `ClientLayer` the
 //! client side measures, `new` (the default, as the README builds it), or `new` less one part,
 //! to see what that part costs end to end: `no-attempt-timeout`, `no-throttle`, `no-breaker`,
-//! `no-request-id`. The default run takes about 50 s.
+//! `no-request-id`. Two more names measure against the floor any client keeping the contract
+//! stands on: the bare `Client` behind tower-http's `SetRequestIdLayer` (a fresh UUID v7 in
+//! `x-request-id`) and `SetRequestHeaderLayer` (`x-attempt-count: 1`), the two headers the
+//! contract puts on every request, which the server then parses too. `headers-only` runs bare
+//! against that floor, `floor-vs-new` the floor against `ClientLayer::new()`. The default run
+//! takes about 50 s.
 //!
 //! For profiling one variant on its own (`perf record` of the whole process sees both),
 //! `LOOPBACK_ONLY=bare` or `LOOPBACK_ONLY=fender` runs only that variant of each side, for
@@ -37,9 +42,11 @@ use axum::routing::get;
 use bytes::Bytes;
 use fender::ClientLayer;
 use fender::envelope::{DecodeEnvelopeLayer, ErrorEnvelopeLayer};
+use fender::headers::X_ATTEMPT_COUNT;
+use fender::request_id::MakeRequestUuidV7;
 use fender_benches::USER_JSON;
 use http::header::{CONTENT_TYPE, HOST};
-use http::{Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Body;
 use hyper_util::client::legacy::Client;
@@ -47,6 +54,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::request_id::SetRequestIdLayer;
+use tower_http::set_header::SetRequestHeaderLayer;
 
 struct Settings {
     rounds: usize,
@@ -287,8 +296,8 @@ fn client_layer_named(name: &str) -> ClientLayer {
         "no-breaker" => layer.no_breaker(),
         "no-request-id" => layer.decode(DecodeEnvelopeLayer::new().generate_request_id(false)),
         other => panic!(
-            "LOOPBACK_CLIENT must be new, no-attempt-timeout, no-throttle, no-breaker or \
-             no-request-id, got {other:?}"
+            "LOOPBACK_CLIENT must be new, no-attempt-timeout, no-throttle, no-breaker, \
+             no-request-id, headers-only or floor-vs-new, got {other:?}"
         ),
     }
 }
@@ -310,7 +319,12 @@ fn main() {
         client_layer,
         only,
     } = settings;
-    let layer = client_layer_named(&client_layer);
+    // `headers-only` measures no `ClientLayer`, `floor-vs-new` the default one.
+    let layer = match client_layer.as_str() {
+        "headers-only" => None,
+        "floor-vs-new" => Some(ClientLayer::new()),
+        name => Some(client_layer_named(name)),
+    };
     println!(
         "loopback: {rounds} rounds of {round:?} per variant, {connections} connections, \
          {threads} tokio worker threads\n"
@@ -341,23 +355,53 @@ fn main() {
             let uri: Uri = format!("http://{bare_addr}/users/7").parse().unwrap();
             let bare: Client<HttpConnector, Full<Bytes>> =
                 Client::builder(TokioExecutor::new()).build_http();
-            // As the README builds it.
-            let stacked = ServiceBuilder::new()
-                .layer(layer)
+            let floor = ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuidV7))
+                .layer(SetRequestHeaderLayer::overriding(
+                    X_ATTEMPT_COUNT,
+                    HeaderValue::from_static("1"),
+                ))
                 .service(Client::builder(TokioExecutor::new()).build_http());
-            let title = if client_layer == "new" {
-                String::from("client: bare hyper-util Client vs ClientLayer")
-            } else {
-                format!("client: bare hyper-util Client vs ClientLayer, {client_layer}")
+            let line = match layer {
+                None => compare(
+                    "client: bare hyper-util Client vs the same with the contract's two headers",
+                    rounds,
+                    only,
+                    || drive_client(bare.clone(), uri.clone(), connections, round),
+                    || drive_client(floor.clone(), uri.clone(), connections, round),
+                )
+                .await,
+                Some(layer) => {
+                    // As the README builds it.
+                    let stacked = ServiceBuilder::new()
+                        .layer(layer)
+                        .service(Client::builder(TokioExecutor::new()).build_http());
+                    if client_layer == "floor-vs-new" {
+                        compare(
+                            "client: the contract's two headers on a bare Client vs ClientLayer",
+                            rounds,
+                            only,
+                            || drive_client(floor.clone(), uri.clone(), connections, round),
+                            || drive_client(stacked.clone(), uri.clone(), connections, round),
+                        )
+                        .await
+                    } else {
+                        let title = if client_layer == "new" {
+                            String::from("client: bare hyper-util Client vs ClientLayer")
+                        } else {
+                            format!("client: bare hyper-util Client vs ClientLayer, {client_layer}")
+                        };
+                        compare(
+                            &title,
+                            rounds,
+                            only,
+                            || drive_client(bare.clone(), uri.clone(), connections, round),
+                            || drive_client(stacked.clone(), uri.clone(), connections, round),
+                        )
+                        .await
+                    }
+                }
             };
-            let line = compare(
-                &title,
-                rounds,
-                only,
-                || drive_client(bare.clone(), uri.clone(), connections, round),
-                || drive_client(stacked.clone(), uri.clone(), connections, round),
-            )
-            .await;
             summaries.push(line);
         }
         summaries
