@@ -22,8 +22,8 @@ use fender_benches::runtime;
 use http::{Request, Response};
 use http_body_util::Full;
 use peers::{
-    answer, ping, ping_with, tower_resilience_retry, tower_retry, tower_retry_stamped,
-    with_failsafe, with_recloser, with_tower_resilience_breaker,
+    answer, contract_headers, ping, ping_with, stamped, tower_resilience_retry, tower_retry,
+    tower_retry_stamped, with_failsafe, with_recloser, with_tower_resilience_breaker,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -86,6 +86,7 @@ fn main() {
         "retry/tower" => tower_retry(answer()), ping;
         "retry/tower, x-attempt-count" => tower_retry_stamped(answer()), ping;
         "retry/tower-resilience" => tower_resilience_retry().layer(answer()), ping;
+        "retry/x-attempt-count only" => stamped(answer()), ping;
         "retry body/fender/empty" => RetryLayer::new().layer(answer()), body(0);
         "retry body/tower/empty" => tower_retry(answer()), body(0);
         "retry body/fender/64 KiB" => RetryLayer::new().layer(answer()), body(64 * 1024);
@@ -108,6 +109,7 @@ fn main() {
             .timeout(Duration::from_secs(2))
             .service(answer()), ping;
         "client/fender" => ClientLayer::new().layer(answer()), ping;
+        "client/contract headers only" => contract_headers(answer()), ping;
         "client/fender, absolute URI" => ClientLayer::new().layer(answer()), || {
             let mut req = ping();
             *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/");
@@ -129,6 +131,14 @@ fn main() {
             || fender_benches::request(&Bytes::new());
         "envelope handler/server" => ErrorEnvelopeLayer::new()
             .layer(tower::service_fn(fender_benches::handler::<Full<Bytes>>)),
+            || fender_benches::request(&Bytes::new());
+        // Only the request id's part of the job, by tower-http, with the same UUID v7 generator.
+        "envelope handler/tower-http request id" => ServiceBuilder::new()
+            .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+                fender::request_id::MakeRequestUuidV7,
+            ))
+            .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+            .service(tower::service_fn(fender_benches::handler::<Full<Bytes>>)),
             || fender_benches::request(&Bytes::new());
         "envelope handler/bare, Accept" => tower::service_fn(fender_benches::handler::<Full<Bytes>>),
             browser_get;

@@ -6,7 +6,8 @@
 //! - `retry`: `bare`, `fender` (`RetryLayer::new()`), `tower` (`tower::retry` with a
 //!   `TpsBudget`, see `peers::Attempts`), `tower, x-attempt-count` (the same with the
 //!   contract's header set on each attempt by tower-http), `tower-resilience` (its
-//!   `RetryLayer`);
+//!   `RetryLayer`), and `x-attempt-count only`: no retry, only that header set by tower-http,
+//!   the floor the contract sets for any retry in this shape;
 //! - `breaker`: `bare`, `fender` (`CircuitBreakerLayer::new()`), `failsafe`, `recloser`,
 //!   `tower-resilience`;
 //! - `retry body`: the same shape with a body of every size from empty to the replay cap
@@ -14,7 +15,10 @@
 //!
 //! - `client`: `bare` and `fender` (the composed `ClientLayer::new()`), in the same shape; and
 //!   `fender, absolute URI`, the same request sent to `http://127.0.0.1/`, as a client sends
-//!   it, so that the stack keys a host.
+//!   it, so that the stack keys a host; and `contract headers only`: no fender layer, only the
+//!   two headers the contract puts on every request (`x-request-id` with a UUID v7 and the
+//!   `RequestId` extension, `x-attempt-count`) set by tower-http, the floor of any client stack
+//!   that keeps the contract.
 //!
 //! Every contender runs on one thread, and on two threads at once that call clones of one
 //! service (so one shared budget or breaker), each thread with its own current-thread runtime;
@@ -31,8 +35,8 @@ use fender_benches::runtime;
 use http::Request;
 use http_body_util::Full;
 use peers::{
-    answer, calls, ping, ping_with, run_two, tower_resilience_retry, tower_retry,
-    tower_retry_stamped, with_failsafe, with_recloser, with_tower_resilience_breaker,
+    answer, calls, contract_headers, ping, ping_with, run_two, stamped, tower_resilience_retry,
+    tower_retry, tower_retry_stamped, with_failsafe, with_recloser, with_tower_resilience_breaker,
 };
 use tower::Layer;
 
@@ -60,6 +64,7 @@ fn retry(c: &mut Criterion) {
         "tower" => tower_retry(answer()),
         "tower, x-attempt-count" => tower_retry_stamped(answer()),
         "tower-resilience" => tower_resilience_retry().layer(answer()),
+        "x-attempt-count only" => stamped(answer()),
     );
     group.finish();
 }
@@ -121,6 +126,7 @@ fn client(c: &mut Criterion) {
     contenders!(group, rt,
         "bare" => answer(),
         "fender" => ClientLayer::new().layer(answer()),
+        "contract headers only" => contract_headers(answer()),
     );
     group.bench_function("fender, absolute URI/1 thread", |b| {
         b.to_async(&rt)

@@ -114,6 +114,19 @@ pub(crate) fn tower_retry<S>(inner: S) -> tower::retry::Retry<Attempts, S> {
     tower::retry::RetryLayer::new(Attempts::new()).layer(inner)
 }
 
+/// `inner` behind tower-http's `SetRequestHeader` writing `x-attempt-count: 1`, and nothing
+/// else: the cost of the contract's header on its own, the floor of any retry that keeps the
+/// contract in this shape.
+pub(crate) fn stamped<S>(
+    inner: S,
+) -> tower_http::set_header::SetRequestHeader<S, http::HeaderValue> {
+    tower_http::set_header::SetRequestHeaderLayer::overriding(
+        fender::headers::X_ATTEMPT_COUNT,
+        http::HeaderValue::from_static("1"),
+    )
+    .layer(inner)
+}
+
 /// [`tower_retry`] doing the contract's job on the happy path: each attempt carries
 /// `x-attempt-count`, set by tower-http's `SetRequestHeader` inside the retry (so every attempt
 /// says `1`; the happy path only ever sends the first). It is the same work fender's retry
@@ -124,11 +137,21 @@ pub(crate) fn tower_retry_stamped<S, B>(
 where
     S: Service<Request<B>>,
 {
-    let stamp = tower_http::set_header::SetRequestHeaderLayer::overriding(
-        http::HeaderName::from_static("x-attempt-count"),
-        http::HeaderValue::from_static("1"),
-    );
-    tower_retry(stamp.layer(inner))
+    tower_retry(stamped(inner))
+}
+
+/// `inner` behind the two headers the contract puts on every request a client sends, written
+/// by tower-http (`SetRequestId` with fender's UUID v7 generator, which also puts the id in the
+/// extensions, and `SetRequestHeader` for `x-attempt-count: 1`), and nothing else: the floor
+/// of any client stack that keeps the contract.
+pub(crate) fn contract_headers<S>(
+    inner: S,
+) -> tower_http::request_id::SetRequestId<
+    tower_http::set_header::SetRequestHeader<S, http::HeaderValue>,
+    fender::request_id::MakeRequestUuidV7,
+> {
+    tower_http::request_id::SetRequestIdLayer::x_request_id(fender::request_id::MakeRequestUuidV7)
+        .layer(stamped(inner))
 }
 
 /// tower-resilience's retry: 3 attempts, exponential backoff from 1 s, 5xx retried, a
