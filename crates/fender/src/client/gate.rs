@@ -131,7 +131,7 @@ impl Gate for HostGate {
         // One clock reading, measured once from the base the map and its throttles share.
         let elapsed = self.hosts.since_base(Instant::now());
         if let Some(throttle) = &host.throttle {
-            throttle.record_since(class, elapsed);
+            throttle.record_since(class, elapsed, scope.host.group());
         }
         self.hosts.mark_used(host, elapsed);
         host.health

@@ -315,9 +315,9 @@ pub(crate) struct HostMap {
 /// How many entries one eviction looks at.
 const EVICTION_SAMPLE: usize = 16;
 
-/// How many groups of threads keep a cache of their own (a thread's group is fixed when it
-/// first looks a host up, in turn).
-const CACHE_GROUPS: usize = 4;
+/// How many groups of threads keep a cache of their own, and count a throttle's attempts in a
+/// ring of their own (a thread's group is fixed when it first needs one, in turn).
+pub(crate) const CACHE_GROUPS: usize = 4;
 /// How many hosts each group's cache holds.
 const CACHE_WAYS: usize = 4;
 /// The scheme a cached host is filed under when the request's URI has no authority (its
@@ -325,7 +325,7 @@ const CACHE_WAYS: usize = 4;
 const ORIGIN_FORM: &str = "/";
 
 /// The cache group of the current thread.
-fn cache_group() -> usize {
+pub(crate) fn cache_group() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static GROUP: usize = NEXT.fetch_add(1, Relaxed) % CACHE_GROUPS;
@@ -361,6 +361,8 @@ struct Cached {
 #[repr(align(128))]
 pub(crate) struct LocalHost {
     pub(crate) state: Arc<HostState>,
+    /// The cache group it belongs to.
+    group: usize,
 }
 
 /// The host state one request holds: through its cache group's reference when the host came
@@ -377,6 +379,16 @@ impl HostRef {
         match self {
             HostRef::Local(local) => &local.state,
             HostRef::Shared(state) => state,
+        }
+    }
+
+    /// The cache group of the thread that looked it up (the current thread's, if it did not
+    /// come from a cache): where per-group counts of the host go.
+    #[inline]
+    pub(crate) fn group(&self) -> usize {
+        match self {
+            HostRef::Local(local) => local.group,
+            HostRef::Shared(_) => cache_group(),
         }
     }
 }
@@ -455,11 +467,12 @@ impl HostMap {
             },
         };
         let generation = self.generation.load(Relaxed);
-        let cache = &self.caches[cache_group()].0;
+        let group = cache_group();
+        let cache = &self.caches[group].0;
         if let Some(host) = Self::cached(cache, generation, scheme, spelled) {
             return HostRef::Local(host);
         }
-        self.miss(parts, cache, generation, scheme, spelled)
+        self.miss(parts, group, generation, scheme, spelled)
     }
 
     /// [`get_or_insert_for`](Self::get_or_insert_for) of a host its thread group's cache does
@@ -468,12 +481,13 @@ impl HostMap {
     fn miss(
         &self,
         parts: &http::request::Parts,
-        cache: &Mutex<CacheWays>,
+        group: usize,
         generation: u64,
         scheme: &str,
         spelled: &str,
     ) -> HostRef {
         let uri = &parts.uri;
+        let cache = &self.caches[group].0;
         // Userinfo is left out, so that the cache never holds credentials: an authority that
         // has some is looked up again without it (one without, the common case, was matched as
         // it is spelled, without a search for the `@`).
@@ -496,7 +510,7 @@ impl HostMap {
             },
             None => self.get_or_insert(HostKey::of_parts(parts)),
         };
-        let host = Arc::new(LocalHost { state });
+        let host = Arc::new(LocalHost { state, group });
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
         let way = cache.next;
         cache.next = (way + 1) % CACHE_WAYS;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::host::CACHE_GROUPS;
 use crate::circuit_breaker::ramp::splitmix;
 use crate::classify::Class;
 
@@ -63,20 +64,30 @@ fn accepts(word: u64) -> u64 {
 /// tenth of the window, so a tag repeats only after 2^20 of them: 12 days with the default
 /// window) and its two counts (up to 2^22 each, where they saturate). Counting an attempt is
 /// one compare-and-swap on the current bucket (which also clears a bucket left from an earlier
-/// turn of the ring); deciding reads the ten words.
+/// turn of the ring); deciding reads the ten words of each group.
+///
+/// Every attempt is counted, so the ring is the one line of a host every caller writes. Each
+/// group of threads (the host map's cache groups) therefore counts into a ring of its own, on
+/// cache lines of its own, and a decision adds the rings up: threads calling one busy host
+/// write no line in common, and only a host that has failed in the window is read at all.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     config: ThrottleConfig,
     base: Instant,
     /// The bucket width in nanoseconds.
     width: u64,
-    buckets: [AtomicU64; BUCKETS],
+    rings: [Ring; CACHE_GROUPS],
     /// One more than the id of the latest bucket that counted an attempt the host did not
     /// accept (0: none yet). Written only when one is counted, so a healthy host's callers
     /// share its line read-only; while it is out of the window, nothing can be refused.
     unaccepted: AtomicU64,
     rng: AtomicU64,
 }
+
+/// One group's buckets, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Ring([AtomicU64; BUCKETS]);
 
 impl Throttle {
     /// A throttle counting from `base` (the host map's, so that the gate measures the time
@@ -89,7 +100,7 @@ impl Throttle {
             config,
             base,
             width,
-            buckets: Default::default(),
+            rings: Default::default(),
             unaccepted: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
         }
@@ -127,25 +138,7 @@ impl Throttle {
         if self.config.k >= 1.0 && unaccepted + BUCKETS as u64 <= id + 1 {
             return false;
         }
-        let (mut sent, mut accepted) = (0u64, 0u64);
-        let current = id % BUCKETS as u64;
-        for (slot, bucket) in self.buckets.iter().enumerate() {
-            // The one id within the window this slot can hold: the latest at or before `id`.
-            let slot = slot as u64;
-            let back = if slot <= current {
-                current - slot
-            } else {
-                current + BUCKETS as u64 - slot
-            };
-            let Some(expected) = id.checked_sub(back) else {
-                continue;
-            };
-            let word = bucket.load(Relaxed);
-            if tag(word) == expected & TAG_MASK {
-                sent += requests(word);
-                accepted += accepts(word);
-            }
-        }
+        let (sent, accepted) = self.window_counts(id);
         if sent < self.config.min_requests {
             return false;
         }
@@ -162,19 +155,50 @@ impl Throttle {
         draw < p
     }
 
+    /// The attempts sent and accepted in the window that ends with bucket `id`, over every
+    /// group's ring.
+    fn window_counts(&self, id: u64) -> (u64, u64) {
+        let (mut sent, mut accepted) = (0u64, 0u64);
+        let current = id % BUCKETS as u64;
+        for slot in 0..BUCKETS {
+            // The one id within the window this slot can hold: the latest at or before `id`.
+            let back = if slot as u64 <= current {
+                current - slot as u64
+            } else {
+                current + BUCKETS as u64 - slot as u64
+            };
+            let Some(expected) = id.checked_sub(back) else {
+                continue;
+            };
+            for ring in &self.rings {
+                let word = ring.0[slot].load(Relaxed);
+                if tag(word) == expected & TAG_MASK {
+                    sent += requests(word);
+                    accepted += accepts(word);
+                }
+            }
+        }
+        (sent, accepted)
+    }
+
     /// Counts one attempt that ended at `now` and whether the host accepted it (anything but a
     /// failure or a 429).
     #[cfg(test)]
     fn record(&self, class: Class, now: Instant) {
-        self.record_since(class, now.saturating_duration_since(self.base));
+        self.record_since(
+            class,
+            now.saturating_duration_since(self.base),
+            super::host::cache_group(),
+        );
     }
 
-    /// [`record`](Self::record) of an attempt that ended `elapsed` after the base.
-    pub(crate) fn record_since(&self, class: Class, elapsed: Duration) {
+    /// [`record`](Self::record) of an attempt that ended `elapsed` after the base, counted in
+    /// the ring of cache group `group` (see [`HostRef::group`](super::host::HostRef::group)).
+    pub(crate) fn record_since(&self, class: Class, elapsed: Duration, group: usize) {
         let accepted = u64::from(!class.is_failure() && class != Class::RateLimited);
         let id = self.bucket_of(elapsed);
         let current = id & TAG_MASK;
-        let bucket = &self.buckets[(id % BUCKETS as u64) as usize];
+        let bucket = &self.rings[group % CACHE_GROUPS].0[(id % BUCKETS as u64) as usize];
         if accepted == 0 {
             self.unaccepted.fetch_max(id + 1, Relaxed);
         }
@@ -196,6 +220,7 @@ impl Throttle {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::client::host::cache_group;
 
     #[tokio::test(start_paused = true)]
     async fn sheds_nothing_while_the_host_accepts_half_and_some_once_it_accepts_none() {
@@ -228,9 +253,14 @@ mod tests {
         assert!((0..1_000).all(|_| !throttle.reject()));
         // A slot reused on the next turn of the ring starts from zero.
         throttle.record(Class::ServerError, Instant::now());
-        let word = throttle.buckets[(throttle.bucket_id(Instant::now()) % BUCKETS as u64) as usize]
+        let word = throttle.rings[cache_group()].0
+            [(throttle.bucket_id(Instant::now()) % BUCKETS as u64) as usize]
             .load(Relaxed);
         assert_eq!((requests(word), accepts(word)), (1, 0));
+        assert_eq!(
+            throttle.window_counts(throttle.bucket_id(Instant::now())),
+            (1, 0)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -250,6 +280,38 @@ mod tests {
             throttle.record(Class::RateLimited, Instant::now());
         }
         assert!((0..100).any(|_| throttle.reject()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_of_every_thread_group_are_added_up() {
+        let throttle =
+            std::sync::Arc::new(Throttle::new(ThrottleConfig::default(), 7, Instant::now()));
+        // More threads than groups, so that some share a ring and every ring is used.
+        let threads: Vec<_> = (0..2 * CACHE_GROUPS)
+            .map(|_| {
+                let throttle = throttle.clone();
+                let now = Instant::now();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let class = if i < 5 {
+                            Class::Success
+                        } else {
+                            Class::ServerError
+                        };
+                        throttle.record(class, now);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let id = throttle.bucket_id(Instant::now());
+        let n = 2 * CACHE_GROUPS as u64;
+        assert_eq!(throttle.window_counts(id), (50 * n, 5 * n));
+        // p = (400 - 2 * 40) / 401, about 0.8 (the cap), from the total of all the rings.
+        let shed = (0..1_000).filter(|_| throttle.reject()).count();
+        assert!((700..=900).contains(&shed), "shed {shed} of 1,000");
     }
 
     #[test]
