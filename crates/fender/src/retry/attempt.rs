@@ -2,8 +2,8 @@
 //! for the budget, or stop.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use http::{
@@ -21,7 +21,9 @@ use crate::classify::{Class, Classify, Outcome};
 
 /// What a later attempt needs: the service, the request to send again, the settings.
 pub(crate) struct Ctx<S, B, C> {
-    pub(super) service: S,
+    /// The service of the next attempt, once one is being readied: a clone of the thread
+    /// group's copy ([`ConfigRef::service`]), made only when an attempt after `call` is sent.
+    pub(super) service: Option<S>,
     /// The head and body source to build each retry from; `None` when the request cannot be
     /// retried (it is only waiting for its first admission).
     pub(super) replay: Option<Source<B>>,
@@ -29,7 +31,7 @@ pub(crate) struct Ctx<S, B, C> {
     /// every future carries this field.
     first: Option<Box<Request<ReplayBody<B>>>>,
     idempotent: bool,
-    pub(super) config: Arc<ConfigRef<C>>,
+    pub(super) config: Arc<ConfigRef<S, C>>,
     /// When the request's deadline passes, if it has one.
     deadline: Option<Instant>,
     pub(super) history: Option<Box<History>>,
@@ -37,45 +39,83 @@ pub(crate) struct Ctx<S, B, C> {
     deferred: bool,
 }
 
-/// One thread group's reference to a layer's settings, on cache lines of its own.
+/// One thread group's reference to a layer's settings and its copy of the inner service, on
+/// cache lines of its own.
 ///
 /// Every request keeps the settings alive until it completes. Cloning one shared `Arc` for
 /// that would make every request on every thread write the same reference count; a request
 /// clones the `ConfigRef` of its thread's group instead.
+///
+/// The copy of the service is what a retry is sent through. A request that may be retried
+/// used to carry a clone of the inner service from `call` on, made and dropped for every
+/// request although few are retried; for a hyper-util `Client` that is a handful of reference
+/// counts every thread writes. The copy is a clone of the service the group's first retryable
+/// request was called on, and a later attempt clones it again.
 #[repr(align(128))]
-pub(crate) struct ConfigRef<C>(Arc<Config<C>>);
+pub(crate) struct ConfigRef<S, C> {
+    config: Arc<Config<C>>,
+    /// Behind a lock so that a service that is `Send` but not `Sync` (a `BoxCloneService`)
+    /// keeps the futures `Send`; it is taken only to clone it for a later attempt.
+    service: OnceLock<Mutex<S>>,
+}
 
-impl<C> std::ops::Deref for ConfigRef<C> {
+impl<S, C> std::ops::Deref for ConfigRef<S, C> {
     type Target = Config<C>;
 
     fn deref(&self) -> &Config<C> {
-        &self.0
+        &self.config
+    }
+}
+
+impl<S: Clone, C> ConfigRef<S, C> {
+    /// Keeps a clone of `service` as the group's copy, unless it has one.
+    #[inline]
+    pub(crate) fn keep_service(&self, service: &S) {
+        if self.service.get().is_none() {
+            let _ = self.service.set(Mutex::new(service.clone()));
+        }
+    }
+
+    /// A fresh clone of the group's copy of the service, for an attempt after the first.
+    pub(crate) fn service(&self) -> S {
+        self.service
+            .get()
+            .expect("a request that is sent again kept its group's service first")
+            .lock()
+            // A panic in a clone leaves the service as it was.
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 /// A layer's settings and one [`ConfigRef`] to them per thread group.
-pub(crate) struct ConfigRefs<C> {
-    refs: [Arc<ConfigRef<C>>; super::budget::COUNTERS],
+pub(crate) struct ConfigRefs<S, C> {
+    refs: [Arc<ConfigRef<S, C>>; super::budget::COUNTERS],
 }
 
-impl<C> ConfigRefs<C> {
+impl<S, C> ConfigRefs<S, C> {
     pub(crate) fn new(config: Arc<Config<C>>) -> Self {
         ConfigRefs {
-            refs: std::array::from_fn(|_| Arc::new(ConfigRef(config.clone()))),
+            refs: std::array::from_fn(|_| {
+                Arc::new(ConfigRef {
+                    config: config.clone(),
+                    service: OnceLock::new(),
+                })
+            }),
         }
     }
 
     /// The settings, through the reference of the current thread's group, and the group.
     #[inline]
-    pub(crate) fn current(&self) -> (&Arc<ConfigRef<C>>, usize) {
+    pub(crate) fn current(&self) -> (&Arc<ConfigRef<S, C>>, usize) {
         let shard = super::budget::thread_shard();
         (&self.refs[shard], shard)
     }
 }
 
-impl<C: fmt::Debug> fmt::Debug for ConfigRefs<C> {
+impl<S, C: fmt::Debug> fmt::Debug for ConfigRefs<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.refs[0].0, f)
+        fmt::Debug::fmt(&*self.refs[0].config, f)
     }
 }
 
@@ -152,15 +192,14 @@ impl Template {
 impl<S, B, C> Ctx<S, B, C> {
     #[inline]
     pub(crate) fn new(
-        service: S,
         replay: Option<Source<B>>,
         first: Option<Request<ReplayBody<B>>>,
         idempotent: bool,
-        config: Arc<ConfigRef<C>>,
+        config: Arc<ConfigRef<S, C>>,
         deadline: Option<Instant>,
     ) -> Self {
         Ctx {
-            service,
+            service: None,
             replay,
             first: first.map(Box::new),
             idempotent,

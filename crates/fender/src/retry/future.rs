@@ -313,14 +313,21 @@ where
                         .retry
                         .as_mut()
                         .expect("only a request with a retry context is sent later");
-                    if let Err(err) = ready!(ctx.service.poll_ready(cx)) {
+                    // Kept while it is not ready, so that what it reserved is not lost.
+                    let service = match &mut ctx.service {
+                        Some(service) => service,
+                        none => none.insert(ctx.config.service()),
+                    };
+                    if let Err(err) = ready!(service.poll_ready(cx)) {
                         // The permit is dropped unrecorded: the attempt never happened.
                         this.gate.permit = None;
                         this.state.set(State::Done);
                         return Poll::Ready(Err(err.into()));
                     }
-                    let clone = ctx.service.clone();
-                    let mut ready = mem::replace(&mut ctx.service, clone);
+                    let mut ready = ctx
+                        .service
+                        .take()
+                        .expect("the attempt's service was made ready");
                     *this.attempt += 1;
                     let future = ready.call(ctx.next_request(*this.attempt));
                     this.state.set(State::Calling { future });

@@ -61,9 +61,14 @@
 //! **Deadline.** With [`RetryLayer::deadline`], no delay runs past the deadline: when the next
 //! attempt could not finish in time the last response or error is returned at once.
 //!
-//! **Readiness and cancellation.** The response future keeps its own clone of the inner
-//! service and drives `poll_ready` on it before every retry. Dropping the future cancels the
-//! delay or the attempt in flight. The response of a failed attempt, and its body, are dropped
+//! **Readiness and cancellation.** The first attempt is sent through the inner service that
+//! `poll_ready` made ready. Each later attempt (a retry, or a first attempt held back by a
+//! server's `Retry-After`) is sent through a fresh clone of a copy the layer keeps per thread
+//! group, cloned from the inner service the first time a request that may be sent again is
+//! called, and the future drives `poll_ready` on that clone before it calls it; a request that
+//! is never retried clones nothing. So a retry sees the inner service as it was when the copy
+//! was made: a change made through [`Retry::get_mut`] later reaches first attempts only.
+//! Dropping the future cancels the delay or the attempt in flight. The response of a failed attempt, and its body, are dropped
 //! before the next attempt starts.
 //!
 //! **What the caller sees.** When a retry happened, the final response carries a [`RetryInfo`]

@@ -1,4 +1,3 @@
-use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -29,7 +28,7 @@ use crate::classify::{Classify, ContractClassifier};
 #[derive(Debug)]
 pub struct Retry<S, C = ContractClassifier, G = NoGate> {
     inner: S,
-    config: Arc<ConfigRefs<C>>,
+    config: Arc<ConfigRefs<S, C>>,
     gate: G,
 }
 
@@ -59,7 +58,8 @@ impl<S, C, G> Retry<S, C, G> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. Retries go through a copy of it made at the first call that
+    /// could be retried (see the [module docs](super)), which a change made here does not reach.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -137,32 +137,23 @@ where
         let idempotent = config.non_idempotent
             || is_idempotent(&parts.method)
             || parts.headers.contains_key(IDEMPOTENCY_KEY);
-        // Call the instance that was made ready; keep it, to make it ready again for a retry.
-        let clone = self.inner.clone();
-        let mut ready = mem::replace(&mut self.inner, clone);
         let request = Request::from_parts(parts, body);
         if let Some(delay) = wait {
-            let ctx = Ctx::new(
-                ready,
-                replay,
-                Some(request),
-                idempotent,
-                config.clone(),
-                deadline,
-            );
+            // Sent later, through a clone of the group's copy; `self.inner` stays ready for
+            // the next call.
+            config.keep_service(&self.inner);
+            let ctx = Ctx::new(replay, Some(request), idempotent, config.clone(), deadline);
             return ResponseFuture::waiting(delay, attempt_timeout, ctx, gate);
         }
-        let future = ready.call(request);
+        // Called on the instance that was made ready; a retry goes through a clone of the
+        // group's copy of it, made only then.
+        let future = self.inner.call(request);
         let (ctx, classifier) = match replay {
             Some(replay) => (
-                Some(Ctx::new(
-                    ready,
-                    Some(replay),
-                    None,
-                    idempotent,
-                    config.clone(),
-                    deadline,
-                )),
+                Some({
+                    config.keep_service(&self.inner);
+                    Ctx::new(Some(replay), None, idempotent, config.clone(), deadline)
+                }),
                 None,
             ),
             None => (

@@ -1172,3 +1172,126 @@ mod attempt_headers {
         call.await.unwrap().unwrap();
     }
 }
+
+/// How the layer clones its inner service: only for an attempt after the first.
+mod clones {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Poll};
+
+    /// Answers 503 to the first `failures` calls of all its clones, then 200; counts its
+    /// clones and refuses a call that was not made ready first.
+    struct Counted {
+        clones: Arc<AtomicUsize>,
+        calls: Arc<AtomicUsize>,
+        failures: usize,
+        ready: AtomicBool,
+    }
+
+    impl Counted {
+        fn new(failures: usize) -> (Self, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+            let (clones, calls) = (Arc::default(), Arc::default());
+            let svc = Counted {
+                clones: Arc::clone(&clones),
+                calls: Arc::clone(&calls),
+                failures,
+                ready: AtomicBool::new(false),
+            };
+            (svc, clones, calls)
+        }
+    }
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.clones.fetch_add(1, Ordering::Relaxed);
+            Counted {
+                clones: Arc::clone(&self.clones),
+                calls: Arc::clone(&self.calls),
+                failures: self.failures,
+                // A clone is not ready, as tower's services are not.
+                ready: AtomicBool::new(false),
+            }
+        }
+    }
+
+    impl<B> Service<Request<B>> for Counted {
+        type Response = Response<Full<Bytes>>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Response<Full<Bytes>>, BoxError>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            self.ready.store(true, Ordering::Relaxed);
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _req: Request<B>) -> Self::Future {
+            assert!(
+                self.ready.swap(false, Ordering::Relaxed),
+                "called without poll_ready"
+            );
+            let n = self.calls.fetch_add(1, Ordering::Relaxed);
+            let status = if n < self.failures { 503 } else { 200 };
+            let res = Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            std::future::ready(Ok(res))
+        }
+    }
+
+    /// One `GET` through the long-lived `svc`, made ready first, answered 200.
+    async fn get_ok<S>(svc: &mut S)
+    where
+        S: Service<Req, Response = Response<Full<Bytes>>, Error = BoxError>,
+    {
+        let res = ServiceExt::<Req>::ready(svc)
+            .await
+            .unwrap()
+            .call(get("http://up/"))
+            .await;
+        assert_eq!(res.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_that_are_not_retried_clone_the_inner_service_once_in_all() {
+        let (inner, clones, calls) = Counted::new(0);
+        let mut svc = exact().layer(inner);
+        for _ in 0..20 {
+            get_ok(&mut svc).await;
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 20);
+        // The copy a retry of this thread's requests would be cloned from; no clone per call.
+        assert_eq!(clones.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_retry_is_sent_through_a_fresh_clone_made_ready_first() {
+        let (inner, clones, calls) = Counted::new(2);
+        let mut svc = exact().layer(inner);
+        get_ok(&mut svc).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        // The kept copy, then one clone of it for each of the two retries.
+        assert_eq!(clones.load(Ordering::Relaxed), 3);
+        // The service the caller made ready was called once and is ready to be made ready
+        // again: the next request goes through it, not through a copy.
+        get_ok(&mut svc).await;
+        assert_eq!(clones.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_send_service_that_is_not_sync_still_makes_send_futures() {
+        fn assert_send<T: Send>(_: &T) {}
+        // tower's `BoxCloneService` is `Send` but not `Sync`.
+        let inner: tower::util::BoxCloneService<Request<ReplayBody<Full<Bytes>>>, _, BoxError> =
+            tower::util::BoxCloneService::new(Script::always(Reply::status(200)));
+        let svc = RetryLayer::new().layer(inner);
+        assert_send(&svc);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let fut = svc.oneshot(get("http://up/"));
+        assert_send(&fut);
+    }
+}
