@@ -71,9 +71,7 @@ impl<S: Clone, C> ConfigRef<S, C> {
     /// Keeps a clone of `service` as the group's copy, unless it has one.
     #[inline]
     pub(crate) fn keep_service(&self, service: &S) {
-        if self.service.get().is_none() {
-            let _ = self.service.set(Mutex::new(service.clone()));
-        }
+        self.service.get_or_init(|| Mutex::new(service.clone()));
     }
 
     /// A fresh clone of the group's copy of the service, for an attempt after the first.

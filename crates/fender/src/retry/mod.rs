@@ -68,8 +68,8 @@
 //! called, and the future drives `poll_ready` on that clone before it calls it; a request that
 //! is never retried clones nothing. So a retry sees the inner service as it was when the copy
 //! was made: a change made through [`Retry::get_mut`] later reaches first attempts only.
-//! Dropping the future cancels the delay or the attempt in flight. The response of a failed attempt, and its body, are dropped
-//! before the next attempt starts.
+//! Dropping the future cancels the delay or the attempt in flight. The response of a failed
+//! attempt, and its body, are dropped before the next attempt starts.
 //!
 //! **What the caller sees.** When a retry happened, the final response carries a [`RetryInfo`]
 //! extension with the number of attempts and the delays waited; a response without one came

@@ -822,10 +822,13 @@ fn a_budget_ratio_outside_zero_to_one_is_rejected() {
     let _ = RetryBudget::new(secs(10), 10, -0.1);
 }
 
-#[test]
-fn the_service_and_its_future_are_send_for_multithreaded_clients() {
+/// Checks at compile time that `svc` and the future of one call of it are `Send`.
+fn assert_service_and_future_send<S>(svc: S)
+where
+    S: Service<Req> + Send,
+    S::Future: Send,
+{
     fn assert_send<T: Send>(_: &T) {}
-    let svc = RetryLayer::new().layer(Script::always(Reply::status(200)));
     assert_send(&svc);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -834,6 +837,11 @@ fn the_service_and_its_future_are_send_for_multithreaded_clients() {
     let _guard = rt.enter();
     let fut = svc.oneshot(get("http://up/"));
     assert_send(&fut);
+}
+
+#[test]
+fn the_service_and_its_future_are_send_for_multithreaded_clients() {
+    assert_service_and_future_send(RetryLayer::new().layer(Script::always(Reply::status(200))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -1280,18 +1288,9 @@ mod clones {
 
     #[test]
     fn a_send_service_that_is_not_sync_still_makes_send_futures() {
-        fn assert_send<T: Send>(_: &T) {}
         // tower's `BoxCloneService` is `Send` but not `Sync`.
         let inner: tower::util::BoxCloneService<Request<ReplayBody<Full<Bytes>>>, _, BoxError> =
             tower::util::BoxCloneService::new(Script::always(Reply::status(200)));
-        let svc = RetryLayer::new().layer(inner);
-        assert_send(&svc);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let fut = svc.oneshot(get("http://up/"));
-        assert_send(&fut);
+        assert_service_and_future_send(RetryLayer::new().layer(inner));
     }
 }
